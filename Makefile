@@ -1,0 +1,49 @@
+# Thin wrapper over meson/ninja: deps, build, demo, test. Every target
+# installs what it needs first (deploy/install-deps.sh is idempotent).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+
+.PHONY: deps build demo test test-asan fuzz bench clean
+
+deps:
+	bash deploy/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+build: deps $(BUILD)/build.ninja
+	meson setup --reconfigure $(BUILD) >/dev/null
+	ninja -C $(BUILD)
+
+# The main job: run plorad's tools on the shared fixtures.
+demo: build
+	bash deploy/demo.sh $(BUILD)
+
+# Unit (cmocka), integration (real processes) and fuzz-corpus replay tests.
+test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+	python3 tests/summarize.py $(BUILD)
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 --timeout-multiplier 4
+	python3 tests/summarize.py $(ASAN_BUILD)
+
+# Each libFuzzer target for FUZZ_SECONDS on its corpus (clang, ASan+UBSan).
+fuzz: deps
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized \
+	    -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
