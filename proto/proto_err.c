@@ -27,6 +27,11 @@ const char *proto_strerror(int code)
     }
 }
 
+int proto_err_is_peer_fault(int code)
+{
+    return code <= -203 && code >= -249;
+}
+
 void proto_diag_clear(struct proto_diag *d)
 {
     if (d != NULL)

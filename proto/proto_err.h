@@ -14,7 +14,25 @@
 #define PROTO_ERRORS(X) \
     X(NOMEM,      -200, "out of memory") \
     X(NEED_MORE,  -201, "incomplete frame, need more bytes") \
-    X(ARG,        -202, "invalid argument")
+    X(ARG,        -202, "invalid argument") \
+    X(FRAME_LEN,     -203, "frame length outside 1..max") \
+    X(MSGPACK_CNT,   -204, "msgpack container count exceeds bytes left") \
+    X(MSGPACK_TRUNC, -205, "msgpack object runs past the end of the frame") \
+    X(MSGPACK_TRAIL, -206, "bytes left in the frame after its msgpack object") \
+    X(MSGPACK_DEPTH, -207, "msgpack containers nested too deep") \
+    X(MSGPACK_TYPE,  -208, "msgpack type not used by the protocol (ext or 0xc1)") \
+    X(LIMIT,         -209, "count or length over the protocol limit") \
+    X(NOT_MAP,       -210, "frame body is not a msgpack map") \
+    X(VERSION,       -211, "unsupported protocol version") \
+    X(TYPE,          -212, "unknown message type") \
+    X(FIELD_MISSING, -213, "required field missing") \
+    X(FIELD_TYPE,    -214, "field has the wrong msgpack type") \
+    X(FIELD_VALUE,   -215, "field value out of range or malformed") \
+    X(DUP_FIELD,     -216, "field appears twice in one map") \
+    X(STATE,         -217, "message not allowed in this connection state") \
+    X(AUTH,          -218, "peer authentication failed") \
+    X(HASH,          -219, "adapter bytes do not hash to their id") \
+    X(ENCODE,        -250, "message cannot be encoded within the protocol limits")
 
 enum proto_err {
     PROTO_OK = 0,
@@ -43,6 +61,12 @@ const char *proto_strerror(int code);
  * return `code` so that callers can write `return proto_fail(d, ...)`. */
 int proto_fail(struct proto_diag *d, int code, size_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Whether `code` is the peer's fault: codes -203..-249 are (the peer sent
+ * bytes or a message the protocol forbids: it gets a strike, a BYE naming
+ * the code, and the connection closes; see proto/PROTOCOL.md "Errors");
+ * 0, NOMEM, NEED_MORE, ARG and -250..-299 are not (local or not an error). */
+int proto_err_is_peer_fault(int code);
 
 /* Clear a diagnostic (NULL is fine). */
 void proto_diag_clear(struct proto_diag *d);
