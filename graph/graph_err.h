@@ -13,7 +13,12 @@
 
 #define GRAPH_ERRORS(X) \
     X(NOMEM,      -300, "out of memory") \
-    X(ARG,        -301, "invalid argument")
+    X(ARG,        -301, "invalid argument") \
+    X(PARAM,      -302, "generator parameter out of range") \
+    X(TOO_BIG,    -303, "estimated memory exceeds the size cap") \
+    X(EDGE,       -304, "invalid edge (self-loop, duplicate or vertex out of range)") \
+    X(NOCONV,     -305, "eigensolver did not converge") \
+    X(LAPACK,     -306, "LAPACK routine failed")
 
 enum graph_err {
     GRAPH_OK = 0,
