@@ -8,7 +8,7 @@ pkgs=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
   libuv1-dev libssl-dev openssl libmsgpack-dev libopenblas-dev liblapacke-dev
   libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
-  gnuplot-nox python3 python3-numpy python3-networkx python3-scipy iproute2
+  gnuplot-nox python3 python3-numpy python3-networkx python3-scipy jq iproute2
 )
 
 missing=()

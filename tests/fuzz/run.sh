@@ -18,7 +18,7 @@ run_one() {
 }
 pids=()
 for t in "$build"/tests/fuzz/fuzz_*; do
-  [[ -x $t && $t != *_replay ]] || continue
+  [[ -f $t && -x $t && $t != *_replay ]] || continue
   run_one "$t" & pids+=($!)
   if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
 done
