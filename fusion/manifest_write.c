@@ -3,6 +3,7 @@
  * crash-safe file writer. See manifest.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "manifest.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,23 +218,6 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    int fd, rc;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int manifest_write(const struct manifest *m, const char *path, struct fusion_diag *d)
 {
     char tmp[4096], *text = NULL;
@@ -257,9 +241,7 @@ int manifest_write(const struct manifest *m, const char *path, struct fusion_dia
         rc = fusion_fail(d, FUSION_E_IO, 0, "%s: %s", path, strerror(errno));
         goto out;
     }
-    if (fsync_dir_of(path) != 0)
-        rc = fusion_fail(d, FUSION_E_IO, 0, "%s: fsync of its directory: %s", path,
-                         strerror(errno));
+    rc = fusion_fsync_dir_of(path, d);
 out:
     if (fd >= 0)
         close(fd);

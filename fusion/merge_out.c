@@ -1,5 +1,6 @@
 /* fusion/merge_out.c: merged adapter directory writer (see merge_out.h). */
 #include "merge_out.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,21 +27,6 @@ static char *join(const char *a, const char *b, const char *c)
     if (p != NULL)
         snprintf(p, n, "%s%s%s", a, b, c);
     return p;
-}
-
-static int fsync_parent(const char *path, struct fusion_diag *d)
-{
-    char *copy = strdup(path);
-    int fd = -1, rc = 0;
-
-    if (copy == NULL)
-        return fusion_fail(d, FUSION_E_NOMEM, 0, "path");
-    if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
-        rc = io_fail(d, "cannot fsync the directory of", path);
-    if (fd >= 0)
-        close(fd);
-    free(copy);
-    return rc;
 }
 
 int merge_out_write_file(const char *path, const void *buf, size_t len, struct fusion_diag *d)
@@ -76,7 +62,7 @@ int merge_out_write_file(const char *path, const void *buf, size_t len, struct f
         rc = io_fail(d, "cannot rename into place", path);
         goto out;
     }
-    rc = fsync_parent(path, d);
+    rc = fusion_fsync_dir_of(path, d);
 out:
     if (fd >= 0)
         close(fd);

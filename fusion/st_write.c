@@ -1,5 +1,6 @@
 /* fusion/st_write.c: streaming safetensors writer (see st_write.h). */
 #include "st_write.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -269,21 +270,6 @@ uint64_t st_writer_size(const struct st_writer *w)
     return w->size;
 }
 
-static int fsync_dir_of(const char *path, struct fusion_diag *d)
-{
-    char *copy = strdup(path);
-    int fd, rc = 0;
-
-    if (copy == NULL)
-        return fusion_fail(d, FUSION_E_NOMEM, 0, "path");
-    if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
-        rc = io_fail(d, "cannot fsync the directory of", path);
-    if (fd >= 0)
-        close(fd);
-    free(copy);
-    return rc;
-}
-
 int st_writer_finish(struct st_writer *w, struct fusion_diag *d)
 {
     if (w == NULL || w->finished)
@@ -301,7 +287,7 @@ int st_writer_finish(struct st_writer *w, struct fusion_diag *d)
     if (rename(w->tmp, w->path) != 0)
         return io_fail(d, "cannot rename into place", w->path);
     w->finished = true;
-    return w->nosync ? 0 : fsync_dir_of(w->path, d);
+    return w->nosync ? 0 : fusion_fsync_dir_of(w->path, d);
 }
 
 void st_writer_free(struct st_writer *w)
