@@ -65,19 +65,26 @@ static int dense_eig(const struct op_ctx *c, lapack_int index, double *val, doub
                      struct graph_diag *d)
 {
     lapack_int n = (lapack_int)graph_n(c->g), found = 0, info, isuppz[2];
-    double *a = malloc((size_t)n * n * sizeof(double)), w[1];
-    double *z = vec != NULL ? vec : w;
+    /* dsyevr uses all n entries of w as workspace, not only the `found` it
+     * returns; z is not referenced without vectors (jobz 'N'). */
+    double *a = malloc((size_t)n * n * sizeof(double)), *w = malloc((size_t)n * sizeof(double));
+    double zdummy[1];
+    double *z = vec != NULL ? vec : zdummy;
 
-    if (a == NULL)
+    if (a == NULL || w == NULL) {
+        free(a);
+        free(w);
         return graph_fail(d, GRAPH_E_NOMEM, 0, "dense %d x %d matrix", (int)n, (int)n);
+    }
     dense_fill(c, a);
     info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, vec != NULL ? 'V' : 'N', 'I', 'U', n, a, n, 0, 0,
                           index, index, LAPACKE_dlamch('S'), &found, w, z, n, isuppz);
     free(a);
+    *val = w[0];
+    free(w);
     if (info != 0 || found != 1)
         return graph_fail(d, GRAPH_E_LAPACK, 0, "dsyevr (n = %d, eigenvalue %d): info %d, found %d",
                           (int)n, (int)index, (int)info, (int)found);
-    *val = w[0];
     return 0;
 }
 
