@@ -3,18 +3,14 @@
  *
  * The daemon side of the gate: loads the policy, the trusted keys and the
  * votes (ADAPTER_DIR/attestations.jsonl, the prototype's, plus --vote files),
- * runs fusion/gate.c, and supplies the probe runner (fork/exec with a
- * timeout: the library itself never starts a process).
+ * runs fusion/gate.c, and supplies the probe runner (daemon/probe.h: spawn
+ * with a timeout; the library itself never starts a process).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +18,7 @@
 #include "gate.h"
 #include "key.h"
 #include "keyring.h"
+#include "probe.h"
 #include "vote.h"
 
 #define MAX_VOTE_FILES 256
@@ -43,95 +40,6 @@ struct opts {
     size_t n_votes;
     bool json;
 };
-
-/* ---- probe runner ---------------------------------------------------- */
-
-static char **probe_argv(const struct policy_probe *p, const char *dir)
-{
-    char **v = calloc(p->argc + 2, sizeof(char *));
-    bool substituted = false;
-
-    if (v == NULL)
-        return NULL;
-    for (size_t i = 0; i < p->argc; i++) {
-        substituted |= strcmp(p->argv[i], "{adapter}") == 0;
-        v[i] = strcmp(p->argv[i], "{adapter}") == 0 ? (char *)dir : p->argv[i];
-    }
-    if (!substituted)
-        v[p->argc] = (char *)dir;
-    return v;
-}
-
-/* Child: own process group (so a timeout kills its children too), stdout to
- * stderr (ours carries the one JSON object), exec; on failure send errno. */
-static void child(char **argv, int errfd)
-{
-    int e;
-
-    setpgid(0, 0);
-    dup2(STDERR_FILENO, STDOUT_FILENO);
-    execvp(argv[0], argv);
-    e = errno;
-    if (write(errfd, &e, sizeof(e)) < 0)
-        _exit(127);
-    _exit(127);
-}
-
-/* Wait for pid up to timeout_ms (polling every 10 ms); kill its group after. */
-static void wait_child(pid_t pid, unsigned timeout_ms, struct gate_probe_result *out)
-{
-    struct timespec tick = { 0, 10 * 1000 * 1000 };
-    int st = 0;
-
-    for (unsigned waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (waited >= timeout_ms) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            out->timed_out = true;
-            return;
-        }
-        nanosleep(&tick, NULL);
-    }
-    out->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int run_probe(void *ctx, const struct policy_probe *p, const char *dir,
-                     struct gate_probe_result *out)
-{
-    char **argv = probe_argv(p, dir);
-    int pipefd[2] = { -1, -1 }, e = 0;
-    pid_t pid;
-
-    (void)ctx;
-    memset(out, 0, sizeof(*out));
-    if (argv == NULL || pipe(pipefd) != 0 || fcntl(pipefd[0], F_SETFD, FD_CLOEXEC) != 0 ||
-        fcntl(pipefd[1], F_SETFD, FD_CLOEXEC) != 0 || (pid = fork()) < 0) {
-        snprintf(out->error, sizeof(out->error), "%s", strerror(errno));
-        goto out;
-    }
-    if (pid == 0)
-        child(argv, pipefd[1]);
-    close(pipefd[1]);
-    pipefd[1] = -1;
-    if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {  /* exec failed */
-        waitpid(pid, NULL, 0);
-        snprintf(out->error, sizeof(out->error), "%s: %s", argv[0], strerror(e));
-        goto out;
-    }
-    out->ran = true;
-    wait_child(pid, p->timeout_ms, out);
-out:
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pipefd[1] >= 0)
-        close(pipefd[1]);
-    free(argv);
-    return 0;
-}
 
 /* ---- inputs ------------------------------------------------------------ */
 
@@ -286,7 +194,7 @@ static int run(const struct opts *o)
     }
     if ((rc = load_keyring(o, p, &kr)) != 0 || (rc = load_votes(o, &votes, &n_votes)) != 0)
         goto out;
-    struct gate_env env = { kr, votes, n_votes, (int64_t)time(NULL), run_probe, NULL };
+    struct gate_env env = { kr, votes, n_votes, (int64_t)time(NULL), probe_run, NULL };
     if (gate_run(p, o->dir, &env, &v, &d) != 0) {
         rc = cli_usage_error("gate", "%s: %s", o->dir, d.msg);
         goto out;
