@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 
-.PHONY: deps build demo test test-asan fuzz bench clean
+.PHONY: deps build demo tour test test-asan fuzz bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -17,9 +17,14 @@ build: deps $(BUILD)/build.ninja
 	meson setup --reconfigure $(BUILD) >/dev/null
 	ninja -C $(BUILD)
 
-# The main job: run plorad's tools on the shared fixtures.
+# The main job: a 16-node swarm of real plorad daemons on the shared fixtures.
 demo: build
 	bash deploy/demo.sh $(BUILD)
+
+# The offline tools (keygen, sign, verify, vote, quorum, gate, merge, verify-log,
+# graph, sim) one after the other on the shared fixtures.
+tour: build
+	bash deploy/tour.sh $(BUILD)
 
 # Unit (cmocka), integration (real processes) and fuzz-corpus replay tests.
 test: build
