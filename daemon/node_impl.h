@@ -25,6 +25,7 @@
 #define NODE_PUBLISH_MIN_MS 100u   /* status documents: at most 10 per second */
 #define NODE_GONE_ROUNDS 3u        /* dial failures for longer than this: member gone */
 #define NODE_GRACE_ROUNDS 2u       /* a non-neighbour connection lives this long (PEERS) */
+#define NODE_LONELY_ROUNDS 2u      /* no authenticated peer this long: dial joins and members */
 #define NODE_SEND_CHUNKS 2u        /* CHUNK frames queued per connection at most */
 #define NODE_KEY_BANS 64u          /* key ids with strikes remembered */
 
@@ -122,6 +123,7 @@ struct node {
     struct overlay ov;
     msg_id *gone;
     size_t n_gone;
+    uint32_t lonely_rounds;           /* consecutive rounds without an authenticated peer */
     struct dialed *dials;
     size_t n_dials;
     struct key_strikes bans[NODE_KEY_BANS];

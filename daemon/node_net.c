@@ -550,8 +550,48 @@ static void close_polite(struct node *n, struct peer *p, const char *why)
     transport_close(n->t, p->conn);
 }
 
-/* Once per round: gone members, then (with a neighbour up) drop the join
- * dials and the non-neighbour connections past their grace. */
+/* A node with no authenticated peer for NODE_LONELY_ROUNDS rounds may hold
+ * a stale membership in which every true neighbour waits for it to dial
+ * (they sort after it) while it waits for someone else: it dials its --join
+ * seeds and every member it knows, whatever the ids, until a neighbour is up
+ * again (these dials are dropped like --join ones). Whoever answers sends
+ * PEERS, and the overlay rebuild follows. */
+static void rescue_if_lonely(struct node *n)
+{
+    size_t authed = 0, cnt;
+    struct msg_peer *mem;
+
+    for (size_t i = 0; i < n->n_peers; i++)
+        authed += n->peers[i]->authed;
+    if (authed > 0) {
+        n->lonely_rounds = 0;
+        return;
+    }
+    if (++n->lonely_rounds != NODE_LONELY_ROUNDS)
+        return;
+    cnt = gossip_members(n->g, NULL, 0);
+    log_info("LONELY", "no peer for %u rounds: dialling %zu join seed(s) and %zu member(s)",
+             NODE_LONELY_ROUNDS, n->cfg->n_join, cnt);
+    node_dial_joins(n);
+    if ((mem = calloc(cnt ? cnt : 1, sizeof(*mem))) == NULL)
+        return;
+    cnt = gossip_members(n->g, mem, cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        struct dialed *dl;
+        if (memcmp(mem[i].id, n->self, MSG_ID_LEN) == 0 || node_key_banned(n, mem[i].id) ||
+            (dl = dial_add(n, mem[i].addr)) == NULL)
+            continue;
+        dl->join = true;
+        dl->has_key = true;
+        memcpy(dl->key, mem[i].id, MSG_ID_LEN);
+    }
+    free(mem);
+    n->lonely_rounds = 0;   /* try again after as many rounds if still alone */
+}
+
+/* Once per round: gone members, a lonely node's rescue dials, then (with a
+ * neighbour up) drop the join dials and the non-neighbour connections past
+ * their grace. */
 void node_overlay_round(struct node *n)
 {
     uint64_t round = gossip_round(n->g);
@@ -559,6 +599,7 @@ void node_overlay_round(struct node *n)
 
     if (mark_gone(n))
         node_overlay_rebuild(n);
+    rescue_if_lonely(n);
     for (size_t i = 0; i < n->n_peers; i++)
         up += n->peers[i]->authed && overlay_is_neighbour(&n->ov, n->peers[i]->key);
     if (up == 0)
