@@ -10,9 +10,12 @@
  * is also run and anchor_ratio = 478 / its wall time; and the bytes the
  * prototype's flood-json exchange would move on the same overlay and
  * adapters (computed in the same run, sim_flood_json) give bytes_ratio.
+ * Frame loss: WS and ER at 5% and 10% drop (each loss resets the
+ * connection); target (issue 6): duplicate payload factor <= 1.3 at 10%.
  * One line per case:
- *   bench=sim topo=er n=10000 wall_s=<x> cpu_s=<c> rss_mb=<r> rounds=<k> ecc=<e> dup=<d>
- *         bytes=<b> flood_json_bytes=<f> bytes_ratio=<f/b> check=ok|over_target|not_covered
+ *   bench=sim topo=er n=10000 drop=<p> wall_s=<x> cpu_s=<c> rss_mb=<r> rounds=<k> ecc=<e> dup=<d>
+ *         messages=<m> vote_frames=<v> bytes=<b> flood_json_bytes=<f> bytes_ratio=<f/b>
+ *         check=ok|over_target|not_covered
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,18 +26,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "msg.h"
 #include "sim.h"
 
 #define PROTOTYPE_ER1024_S 478.0   /* issue 6: prototype simulator, ER n = 1,024 */
 #define TARGET_S 30.0
 #define TARGET_RSS_MB 2048.0
+#define TARGET_DUP 1.3             /* at up to 10% frame loss */
 
 struct line {
     double wall_s;
     int64_t rounds;
     uint32_t ecc;
     double dup;
-    uint64_t bytes, flood;
+    uint64_t bytes, flood, messages, votes;
     int ok;
 };
 
@@ -47,10 +52,10 @@ static double now_s(void)
 }
 
 /* Child: run one case, write its line through the pipe. */
-static int child(enum graph_topology t, uint32_t n, int fd)
+static int child(enum graph_topology t, uint32_t n, double drop, int fd)
 {
     struct sim_config c = { .graph = { .topology = t, .n = n, .k = 8, .beta = 0.1, .m = 4, .seed = 1 },
-                            .adapters = 3, .adapter_bytes = 1u << 20 };
+                            .adapters = 3, .adapter_bytes = 1u << 20, .faults = { .drop = drop } };
     struct sim_report *r = NULL;
     struct line l = { 0 };
     char err[256];
@@ -70,6 +75,8 @@ static int child(enum graph_topology t, uint32_t n, int fd)
         }
         l.dup = r->duplicate_payload_factor;
         l.bytes = r->bytes_sent;
+        l.messages = r->messages;
+        l.votes = r->messages_by_type[MSG_VOTE];
         l.flood = r->flood_bytes;
     } else {
         fprintf(stderr, "bench_sim: %s\n", err);
@@ -78,7 +85,7 @@ static int child(enum graph_topology t, uint32_t n, int fd)
     return write(fd, &l, sizeof(l)) == (ssize_t)sizeof(l) ? 0 : 1;
 }
 
-static int run_case(enum graph_topology t, uint32_t n, double *wall)
+static int run_case(enum graph_topology t, uint32_t n, double drop, double *wall)
 {
     int p[2];
     pid_t pid;
@@ -92,7 +99,7 @@ static int run_case(enum graph_topology t, uint32_t n, double *wall)
         return 1;
     if (pid == 0) {
         close(p[0]);
-        _exit(child(t, n, p[1]));
+        _exit(child(t, n, drop, p[1]));
     }
     close(p[1]);
     if (read(p[0], &l, sizeof(l)) != (ssize_t)sizeof(l))
@@ -102,11 +109,13 @@ static int run_case(enum graph_topology t, uint32_t n, double *wall)
         return 1;
     cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     rss = ru.ru_maxrss / 1024.0;
-    check = !l.ok ? "not_covered" : l.wall_s > TARGET_S || rss > TARGET_RSS_MB ? "over_target" : "ok";
-    printf("bench=sim topo=%s n=%u wall_s=%.2f cpu_s=%.2f rss_mb=%.0f rounds=%" PRId64 " ecc=%u dup=%.4f "
-           "bytes=%" PRIu64 " flood_json_bytes=%" PRIu64 " bytes_ratio=%.1f check=%s\n",
-           graph_topology_name(t), n, l.wall_s, cpu, rss, l.rounds, l.ecc, l.dup, l.bytes, l.flood,
-           l.bytes ? (double)l.flood / (double)l.bytes : 0.0, check);
+    check = !l.ok ? "not_covered"
+            : l.wall_s > TARGET_S || rss > TARGET_RSS_MB || l.dup > TARGET_DUP ? "over_target" : "ok";
+    printf("bench=sim topo=%s n=%u drop=%.2f wall_s=%.2f cpu_s=%.2f rss_mb=%.0f rounds=%" PRId64
+           " ecc=%u dup=%.4f messages=%" PRIu64 " vote_frames=%" PRIu64 " bytes=%" PRIu64
+           " flood_json_bytes=%" PRIu64 " bytes_ratio=%.1f check=%s\n",
+           graph_topology_name(t), n, drop, l.wall_s, cpu, rss, l.rounds, l.ecc, l.dup, l.messages,
+           l.votes, l.bytes, l.flood, l.bytes ? (double)l.flood / (double)l.bytes : 0.0, check);
     fflush(stdout);
     *wall = l.wall_s;
     return l.ok ? 0 : 1;
@@ -121,10 +130,13 @@ int main(void)
 
     if (n < 16)
         n = 16;
-    bad |= run_case(GRAPH_ER, 1024, &wall);
+    bad |= run_case(GRAPH_ER, 1024, 0.0, &wall);
     printf("bench=sim anchor=prototype_er_n1024 anchor_s=%.0f (quoted, issue 6) plorad_s=%.2f anchor_ratio=%.1f\n",
            PROTOTYPE_ER1024_S, wall, wall > 0 ? PROTOTYPE_ER1024_S / wall : 0.0);
     for (int t = GRAPH_ER; t <= GRAPH_BA; t++)
-        bad |= run_case((enum graph_topology)t, n, &wall);
+        bad |= run_case((enum graph_topology)t, n, 0.0, &wall);
+    for (int t = GRAPH_ER; t <= GRAPH_WS; t++)
+        for (int k = 1; k <= 2; k++)
+            bad |= run_case((enum graph_topology)t, n, 0.05 * k, &wall);
     return bad;
 }

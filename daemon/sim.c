@@ -24,7 +24,7 @@
                                       (fixtures/reference/wire/ndjson: 945 - 32) */
 #define FLOOD_ACK_BYTES 35u        /* {"type":"ack","status":"accepted"}\n */
 
-enum qtype { Q_FRAME, Q_TICK, Q_UP, Q_DOWN, Q_PUBLISH };
+enum qtype { Q_FRAME, Q_TICK, Q_UP, Q_DOWN, Q_PUBLISH, Q_RESET };
 
 struct qev {                       /* a scheduled event: kept small, millions are in flight */
     uint64_t t, seq;               /* microseconds, tie-break */
@@ -244,14 +244,13 @@ static bool partitioned(const struct sim *s, uint32_t u, uint32_t v)
     return f->part_hi > 0 && r >= f->part_lo && r <= f->part_hi && (u < s->n / 2) != (v < s->n / 2);
 }
 
-/* Close connection `pos` (u's side) at both ends now. */
-static void link_reset(struct sim *s, uint32_t u, size_t pos)
+/* Close connection `pos` (u's side) at both ends now, even if a frame
+ * loss already stopped both ends from sending (Q_RESET pending). */
+static void link_close(struct sim *s, uint32_t u, size_t pos)
 {
     size_t rp = s->rev[pos];
     struct qev e = { .t = s->now, .type = Q_DOWN };
 
-    if (!s->up[pos])
-        return;
     s->up[pos] = s->up[rp] = false;
     s->gen[pos]++;
     s->gen[rp] = s->gen[pos];
@@ -261,6 +260,13 @@ static void link_reset(struct sim *s, uint32_t u, size_t pos)
     e.node = s->tgt[pos];
     e.pos = rp;
     sched(s, &e);
+}
+
+/* Close connection `pos` unless it is closed already. */
+static void link_reset(struct sim *s, uint32_t u, size_t pos)
+{
+    if (s->up[pos] || s->up[s->rev[pos]])
+        link_close(s, u, pos);
 }
 
 /* Put a frame (header included) from u on connection pos onto the wire. */
@@ -278,16 +284,22 @@ static void transmit(struct sim *s, uint32_t u, size_t pos, const uint8_t *frame
     s->r->messages++;
     if (n > 7 && frame[7] <= MSG_TYPE_MAX)   /* prefix, fixmap, "t": the type byte */
         s->r->messages_by_type[frame[7]]++;
+    e.t = nd->tx_free + s->latency_us;
     if (s->cfg->faults.drop > 0 && graph_rng_uniform(&s->rng) < s->cfg->faults.drop) {
+        /* TCP: the stream breaks at the lost frame. The frames u sent before
+         * it still arrive (FIFO), u sends nothing more on this connection,
+         * and the reset takes effect when the lost frame was due: anything
+         * still in flight then, either way, is lost. */
+        struct qev x = { .t = e.t, .type = Q_RESET, .node = u, .pos = pos, .gen = s->gen[pos] };
         s->r->resets++;
-        link_reset(s, u, pos);
+        s->up[pos] = false;
+        sched(s, &x);
         return;
     }
     if (partitioned(s, u, v)) {
         link_reset(s, u, pos);
         return;
     }
-    e.t = nd->tx_free + s->latency_us;
     e.body = frame + FRAME_HEADER;
     e.len = (uint32_t)(n - FRAME_HEADER);
     if (copy) {
@@ -545,8 +557,9 @@ static void dispatch(struct sim *s, struct qev *e)
 
     switch (e->type) {
     case Q_FRAME:
-        if (!s->up[e->pos] || e->gen != s->gen[e->pos])
-            break;   /* sent on a connection since reset */
+        if (e->gen != s->gen[e->pos])
+            break;   /* sent on a connection since reset (a loss stops only
+                        the sender's side until the reset: the rest arrives) */
         ev.type = GOSSIP_EV_FRAME;
         ev.body = (struct msg_bytes){ e->body, e->len };
         step(s, e->node, &ev);
@@ -568,6 +581,10 @@ static void dispatch(struct sim *s, struct qev *e)
     }
     case Q_UP: redial(s, e->node, e->pos); break;
     case Q_PUBLISH: publish(s, (uint32_t)e->pos); break;
+    case Q_RESET:
+        if (e->gen == s->gen[e->pos])
+            link_close(s, e->node, e->pos);   /* not reset meanwhile */
+        break;
     }
     free(e->owned);
     drain_answers(s);

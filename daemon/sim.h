@@ -33,8 +33,11 @@
 enum sim_mode { SIM_PLORAD = 0, SIM_FLOOD_JSON = 1 };
 
 struct sim_faults {
-    double drop;                /* probability a frame is lost; the loss resets the
-                                   connection (TCP semantics) and it is redialled */
+    double drop;                /* probability a frame is lost. As on a TCP stream, the
+                                   loss breaks the stream at that frame: frames sent
+                                   before it still arrive, nothing after it does, the
+                                   connection resets when the lost frame was due and is
+                                   redialled */
     uint32_t part_lo, part_hi;  /* rounds [lo, hi] during which nodes < n/2 and >= n/2
                                    cannot reach each other; 0,0 = none */
     uint32_t mal_publishers;    /* each publishes one adapter the honest gates reject */

@@ -10,6 +10,9 @@
  * - an adapter is fetched from at most one connection (fetching && src);
  * - `stored` only grows by in-order CHUNKs from that source, and only a
  *   GOSSIP_EV_ADAPTER_VERIFIED ok moves an adapter to HELD;
+ * - votes are pulled only for held adapters, at most one pull per adapter
+ *   a round, never from a connection we fetch adapter bytes from, and the
+ *   pull lists the votes we hold (WANT.vh) so that only missing ones come;
  * - a connection sends nothing after HELLO before HELLO_ACK, and nothing of
  *   the authenticated set before it is AUTHED (verified AND our ACK sent).
  */
@@ -23,6 +26,9 @@
 #include "sha256.h"
 
 #define GOSSIP_ADS_MAX 65536u   /* adapter records (peers can name ids we never fetch) */
+
+/* A WANT.vh entry lists every vote we hold for one adapter. */
+_Static_assert(GOSSIP_VOTES_MAX <= MSG_VHAVE_MAX, "WANT.vh cannot list GOSSIP_VOTES_MAX votes");
 
 enum cstate { C_HELLO_WAIT, C_ACK_WAIT, C_VERIFYING, C_AUTHED, C_CLOSING };
 
@@ -60,6 +66,11 @@ struct ad {
     int gate;                         /* 0 unknown, 1 accept, -1 reject */
     struct vote *votes;
     size_t n_votes;
+    uint64_t vset;                    /* sum of msg_vote_term over votes (DIGEST.vs) */
+    bool vpull;                       /* a WANT for its votes is out to vpull_conn, sent in
+                                         round vpull_round: no second one that round */
+    uint32_t vpull_conn;
+    uint64_t vpull_round;
 };
 
 struct gossip {
@@ -242,12 +253,16 @@ static int members_changed(struct gossip *g, struct gossip_actions *a)
 
 /* ---- closing ---- */
 
-/* Transfers from conn go back to the pool; their bytes stay (resume). */
+/* Transfers and vote pulls from conn go back to the pool; the bytes
+ * stored stay (resume from them) and the votes kept stay. */
 static void release_transfers(struct gossip *g, uint32_t conn)
 {
-    for (size_t i = 0; i < g->n_ads; i++)
+    for (size_t i = 0; i < g->n_ads; i++) {
         if (g->ads[i].fetching && g->ads[i].src == conn)
             g->ads[i].fetching = false;
+        if (g->ads[i].vpull && g->ads[i].vpull_conn == conn)
+            g->ads[i].vpull = false;
+    }
 }
 
 /* BYE{code, text}, then CLOSE; the connection processes nothing more. */
@@ -294,11 +309,15 @@ static int send_digest(struct gossip *g, struct gossip_actions *a, struct conn *
 {
     struct msg m = { .type = MSG_DIGEST };
     struct msg_ad *list = NULL;
+    uint64_t *vs = NULL;
     size_t n = 0;
     int rc;
 
-    if (g->n_ads > 0 && (list = calloc(g->n_ads, sizeof(*list))) == NULL)
+    if (g->n_ads > 0 && ((list = calloc(g->n_ads, sizeof(*list))) == NULL ||
+                         (vs = calloc(g->n_ads, sizeof(*vs))) == NULL)) {
+        free(list);
         return PROTO_E_NOMEM;
+    }
     for (size_t i = 0; i < g->n_ads && n < MSG_LIST_MAX; i++) {
         const struct ad *d = &g->ads[i];
         if (d->st < GOSSIP_AD_HELD)
@@ -308,14 +327,16 @@ static int send_digest(struct gossip *g, struct gossip_actions *a, struct conn *
         list[n].size = d->size;
         for (size_t k = 0; k < d->n_votes; k++)
             d->votes[k].accept ? list[n].acc++ : list[n].rej++;
-        n++;
+        vs[n++] = d->vset;
     }
     m.u.digest.round = g->round;
     memcpy(m.u.digest.members, g->mh, MSG_ID_LEN);
     m.u.digest.n_ads = n;
     m.u.digest.ads = list;
+    m.u.digest.vsets = vs;
     rc = send_msg(a, c->id, &m);
     free(list);
+    free(vs);
     c->digest_sent = true;
     c->digest_round = g->round;
     return rc;
@@ -498,6 +519,7 @@ struct want_list {
     struct msg m;
     struct msg_want_item *ids;
     msg_id *vids;
+    struct msg_bytes *vh;             /* vh[i].p: malloc'd tags, owned */
 };
 
 static int want_init(struct want_list *w, size_t n)
@@ -508,23 +530,74 @@ static int want_init(struct want_list *w, size_t n)
         return 0;
     w->ids = calloc(n, sizeof(*w->ids));
     w->vids = calloc(n, sizeof(*w->vids));
+    w->vh = calloc(n, sizeof(*w->vh));
     w->m.u.want.ids = w->ids;
     w->m.u.want.vids = w->vids;
-    return w->ids != NULL && w->vids != NULL ? 0 : PROTO_E_NOMEM;
+    return w->ids != NULL && w->vids != NULL && w->vh != NULL ? 0 : PROTO_E_NOMEM;
 }
 
-static int want_send(struct want_list *w, struct gossip_actions *a, uint32_t conn)
+/* Send the WANT if it asks for anything (rc == 0), then free the list. */
+static int want_send(struct want_list *w, struct gossip_actions *a, uint32_t conn, int rc)
 {
-    int rc = 0;
-
-    if (w->m.u.want.n_ids > 0 || w->m.u.want.n_vids > 0)
+    w->m.u.want.vhave = w->m.u.want.n_vids > 0 ? w->vh : NULL;
+    if (rc == 0 && (w->m.u.want.n_ids > 0 || w->m.u.want.n_vids > 0))
         rc = send_msg(a, conn, &w->m);
+    for (size_t i = 0; i < w->m.u.want.n_vids; i++)
+        free((void *)w->vh[i].p);
     free(w->ids);
     free(w->vids);
+    free(w->vh);
     return rc;
 }
 
-/* One DIGEST entry: pull the adapter if we lack it, its votes if we have fewer. */
+static int tag_cmp(const void *x, const void *y)
+{
+    return memcmp(x, y, MSG_VTAG_LEN);
+}
+
+/* The tags of the votes we hold for ad, sorted, without repeats (two keys
+ * sharing a 15-byte prefix list one tag): *out malloc'd (NULL when none).
+ * Returns 0 or PROTO_E_NOMEM. */
+static int vote_tags(const struct ad *ad, struct msg_bytes *out)
+{
+    uint8_t *t;
+    size_t k = 0;
+
+    *out = (struct msg_bytes){ NULL, 0 };
+    if (ad->n_votes == 0)
+        return 0;
+    if ((t = malloc(ad->n_votes * MSG_VTAG_LEN)) == NULL)
+        return PROTO_E_NOMEM;
+    for (size_t i = 0; i < ad->n_votes; i++)
+        msg_vote_tag(t + i * MSG_VTAG_LEN, ad->votes[i].by, ad->votes[i].accept);
+    qsort(t, ad->n_votes, MSG_VTAG_LEN, tag_cmp);
+    for (size_t i = 0; i < ad->n_votes; i++)
+        if (k == 0 || memcmp(t + (k - 1) * MSG_VTAG_LEN, t + i * MSG_VTAG_LEN, MSG_VTAG_LEN) != 0)
+            memmove(t + k++ * MSG_VTAG_LEN, t + i * MSG_VTAG_LEN, MSG_VTAG_LEN);
+    *out = (struct msg_bytes){ t, k * MSG_VTAG_LEN };
+    return 0;
+}
+
+/* Pull votes when we hold the adapter (votes only matter to a holder: the
+ * commit needs the file and our gate; pulling them with the bytes would
+ * put a burst of VOTE frames behind every transfer), we have room, no pull
+ * for this adapter went out this round (its answer may still be on the
+ * way: asking a second peer would fetch the same votes twice), and the
+ * peer holds a vote we lack: it advertises more votes, or as many in a
+ * different set (known only from a DIGEST carrying `vs`: vset is NULL
+ * otherwise, and equal counts then mean nothing to pull). */
+static bool want_votes(const struct gossip *g, const struct ad *a, const struct msg_ad *e,
+                       const uint64_t *vset)
+{
+    uint64_t theirs = (uint64_t)e->acc + e->rej;
+
+    if (a->st < GOSSIP_AD_HELD || a->n_votes >= GOSSIP_VOTES_MAX ||
+        (a->vpull && a->vpull_round == g->round))
+        return false;
+    return theirs > a->n_votes || (vset != NULL && theirs == a->n_votes && *vset != a->vset);
+}
+
+/* One DIGEST entry: pull the adapter if we lack it. */
 static void digest_entry(struct gossip *g, struct conn *c, const struct msg_ad *e, uint64_t now,
                          struct want_list *w)
 {
@@ -541,14 +614,43 @@ static void digest_entry(struct gossip *g, struct conn *c, const struct msg_ad *
         memcpy(it->id, a->id, MSG_ID_LEN);
         it->from = a->stored;
     }
-    if ((uint64_t)e->acc + e->rej > a->n_votes)
-        memcpy(w->vids[w->m.u.want.n_vids++], a->id, MSG_ID_LEN);
+}
+
+/* Is an adapter being fetched from conn? */
+static bool fetching_from(const struct gossip *g, uint32_t conn)
+{
+    for (size_t i = 0; i < g->n_ads; i++)
+        if (g->ads[i].fetching && g->ads[i].src == conn)
+            return true;
+    return false;
+}
+
+/* One DIGEST entry: pull its votes if the peer holds some we lack.
+ * Returns 0 or PROTO_E_NOMEM. */
+static int digest_votes(struct gossip *g, struct conn *c, const struct msg_ad *e,
+                        const uint64_t *vset, struct want_list *w)
+{
+    struct ad *a = ad_find(g, e->id);
+    size_t k = w->m.u.want.n_vids;
+    int rc;
+
+    if (a == NULL || !want_votes(g, a, e, vset))
+        return 0;
+    if ((rc = vote_tags(a, &w->vh[k])) != 0)
+        return rc;
+    memcpy(w->vids[k], a->id, MSG_ID_LEN);
+    w->m.u.want.n_vids++;
+    a->vpull = true;
+    a->vpull_conn = c->id;
+    a->vpull_round = g->round;
+    return 0;
 }
 
 static int on_digest(struct gossip *g, struct gossip_actions *a, struct conn *c,
                      const struct msg_digest *d, uint64_t now)
 {
     struct want_list w;
+    bool busy;
     int rc;
 
     if ((!c->digest_sent || c->digest_round != g->round) && (rc = send_digest(g, a, c)) != 0)
@@ -556,13 +658,17 @@ static int on_digest(struct gossip *g, struct gossip_actions *a, struct conn *c,
     if (memcmp(d->members, g->mh, MSG_ID_LEN) != 0 && g->n_members > 0 &&
         (rc = send_peers(g, a, c)) != 0)
         return rc;
-    if ((rc = want_init(&w, d->n_ads)) != 0) {
-        want_send(&w, a, c->id);
-        return rc;
-    }
+    if ((rc = want_init(&w, d->n_ads)) != 0)
+        return want_send(&w, a, c->id, rc);
     for (size_t i = 0; i < d->n_ads; i++)
         digest_entry(g, c, &d->ads[i], now, &w);
-    return want_send(&w, a, c->id);
+    /* Votes are pulled from a peer that sends us no adapter bytes: a
+     * connection reset (TCP) loses whatever is in flight on it, and a
+     * burst of VOTE frames next to CHUNKs multiplies the frames at risk. */
+    busy = fetching_from(g, c->id);
+    for (size_t i = 0; i < d->n_ads && rc == 0 && !busy; i++)
+        rc = digest_votes(g, c, &d->ads[i], d->vsets != NULL ? &d->vsets[i] : NULL, &w);
+    return want_send(&w, a, c->id, rc);
 }
 
 static int on_offer(struct gossip *g, struct gossip_actions *a, struct conn *c,
@@ -571,10 +677,8 @@ static int on_offer(struct gossip *g, struct gossip_actions *a, struct conn *c,
     struct want_list w;
     int rc;
 
-    if ((rc = want_init(&w, o->n_ids)) != 0) {
-        want_send(&w, a, c->id);
-        return rc;
-    }
+    if ((rc = want_init(&w, o->n_ids)) != 0)
+        return want_send(&w, a, c->id, rc);
     for (size_t i = 0; i < o->n_ids; i++) {
         struct ad *ad = ad_get(g, o->ids[i]);
         if (ad != NULL && claim(g, ad, c, now)) {
@@ -582,15 +686,34 @@ static int on_offer(struct gossip *g, struct gossip_actions *a, struct conn *c,
             w.ids[w.m.u.want.n_ids++].from = ad->stored;
         }
     }
-    return want_send(&w, a, c->id);
+    return want_send(&w, a, c->id, 0);
 }
 
-static int send_votes(struct gossip_actions *a, uint32_t conn, const struct ad *ad)
+/* Is the vote (by, accept) among the requester's sorted tags? */
+static bool tag_held(const struct msg_bytes *have, const uint8_t *by, bool accept)
 {
-    for (size_t k = 0; k < ad->n_votes; k++) {
+    uint8_t t[MSG_VTAG_LEN];
+
+    msg_vote_tag(t, by, accept);
+    return bsearch(t, have->p, have->n / MSG_VTAG_LEN, MSG_VTAG_LEN, tag_cmp) != NULL;
+}
+
+/* VOTE frames for the votes of ad the requester lacks: those outside
+ * `have` (NULL: a peer that sent no summary gets every vote), at most as
+ * many as it has room for. Returns 0 or a send_msg code. */
+static int send_votes(struct gossip_actions *a, uint32_t conn, const struct ad *ad,
+                      const struct msg_bytes *have)
+{
+    size_t held = have != NULL ? have->n / MSG_VTAG_LEN : 0;
+    size_t room = held < GOSSIP_VOTES_MAX ? GOSSIP_VOTES_MAX - held : 0;
+
+    for (size_t k = 0; k < ad->n_votes && room > 0; k++) {
         const struct vote *v = &ad->votes[k];
         struct msg m = { .type = MSG_VOTE };
         int rc;
+        if (have != NULL && have->n > 0 && tag_held(have, v->by, v->accept))
+            continue;
+        room--;
         memcpy(m.u.vote.id, ad->id, MSG_ID_LEN);
         memcpy(m.u.vote.by, v->by, MSG_ID_LEN);
         m.u.vote.body = (struct msg_bytes){ v->body, v->body_n };
@@ -623,7 +746,8 @@ static int on_want(struct gossip *g, struct gossip_actions *a, struct conn *c,
     }
     for (size_t i = 0; i < w->n_vids; i++) {
         const struct ad *ad = ad_find(g, w->vids[i]);
-        if (ad != NULL && (rc = send_votes(a, c->id, ad)) != 0)
+        if (ad != NULL &&
+            (rc = send_votes(a, c->id, ad, w->vhave != NULL ? &w->vhave[i] : NULL)) != 0)
             return rc;
     }
     return 0;
@@ -957,6 +1081,7 @@ static int on_vote(struct gossip *g, const struct gossip_event *ev, struct gossi
     memcpy(v->body, ev->body.p, v->body_n = ev->body.n);
     memcpy(v->sig, ev->sig.p, v->sig_n = ev->sig.n);
     ad->n_votes++;
+    ad->vset += msg_vote_term(ev->by, ev->accept);
     if ((rc = audit(a, GOSSIP_AUDIT_VOTE, ad->id, ev->by, ev->accept, 0)) != 0 ||
         (other && (rc = audit(a, GOSSIP_AUDIT_EQUIVOCATION, ad->id, ev->by, ev->accept, 0)) != 0))
         return rc;

@@ -258,17 +258,23 @@ static void *alloc_list(size_t n, size_t size, int *rc)
     return p;
 }
 
+/* The value of key `name` in the root map, or NULL when absent. */
+static const msgpack_object *find_key(const msgpack_object_map *m, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (uint32_t k = 0; k < m->size; k++)
+        if (m->ptr[k].key.via.str.size == len && memcmp(m->ptr[k].key.via.str.ptr, name, len) == 0)
+            return &m->ptr[k].val;
+    return NULL;
+}
+
 /* Find each name in the root map; a missing one fails. */
 static int need(struct dec *x, const msgpack_object_map *m, const char *const *names,
                 const msgpack_object **vals)
 {
     for (size_t i = 0; names[i] != NULL; i++) {
-        size_t len = strlen(names[i]);
-        vals[i] = NULL;
-        for (uint32_t k = 0; k < m->size && vals[i] == NULL; k++)
-            if (m->ptr[k].key.via.str.size == len &&
-                memcmp(m->ptr[k].key.via.str.ptr, names[i], len) == 0)
-                vals[i] = &m->ptr[k].val;
+        vals[i] = find_key(m, names[i]);
         if (vals[i] == NULL)
             return proto_fail(x->d, PROTO_E_FIELD_MISSING, 0, "%s: field \"%s\" missing",
                               x->tname, names[i]);
@@ -320,6 +326,25 @@ static int dec_ad(struct dec *x, const msgpack_object *it, struct msg_ad *ad)
     return 0;
 }
 
+/* DIGEST.vs: one uint per ads entry. */
+static int dec_vsets(struct dec *x, const msgpack_object *o, struct msg_digest *g)
+{
+    const msgpack_object_array *a;
+    int rc;
+
+    if ((rc = get_array(x, o, "vs", 0, &a)) != 0)
+        return rc;
+    if (a->size != g->n_ads)
+        return proto_fail(x->d, PROTO_E_FIELD_VALUE, 0, "%s.vs: %" PRIu32 " entries for %zu ads",
+                          x->tname, a->size, g->n_ads);
+    if ((g->vsets = alloc_list(a->size, sizeof(*g->vsets), &rc)) == NULL && rc != 0)
+        return rc;
+    for (size_t i = 0; i < a->size; i++)
+        if ((rc = get_uint(x, &a->ptr[i], "vs[]", UINT64_MAX, &g->vsets[i])) != 0)
+            return rc;
+    return 0;
+}
+
 static int dec_digest(struct dec *x, const msgpack_object_map *m, struct msg *out)
 {
     static const char *const names[] = { "r", "mh", "ads", NULL };
@@ -339,7 +364,8 @@ static int dec_digest(struct dec *x, const msgpack_object_map *m, struct msg *ou
     for (size_t i = 0; i < a->size; i++)
         if ((rc = get_entry(x, a, i, "ads", 5, &it)) != 0 || (rc = dec_ad(x, it, &g->ads[i])) != 0)
             return rc;
-    return 0;
+    it = find_key(m, "vs");   /* optional: without it, peers compare vote counts only */
+    return it != NULL ? dec_vsets(x, it, g) : 0;
 }
 
 static int dec_id_list(struct dec *x, const msgpack_object *o, const char *name, size_t min,
@@ -356,6 +382,44 @@ static int dec_id_list(struct dec *x, const msgpack_object *o, const char *name,
     for (size_t i = 0; i < a->size; i++)
         if ((rc = get_fixed(x, &a->ptr[i], name, (*ids)[i], MSG_ID_LEN)) != 0)
             return rc;
+    return 0;
+}
+
+/* MSG_VTAG_LEN-byte tags, at most MSG_VHAVE_MAX, strictly ascending (so an
+ * answerer can binary-search them and no tag is listed twice). */
+static bool tags_ok(const struct msg_bytes *b)
+{
+    size_t k = b->n / MSG_VTAG_LEN;
+
+    if (b->n % MSG_VTAG_LEN != 0 || k > MSG_VHAVE_MAX || (b->n > 0 && b->p == NULL))
+        return false;
+    for (size_t i = 1; i < k; i++)
+        if (memcmp(b->p + (i - 1) * MSG_VTAG_LEN, b->p + i * MSG_VTAG_LEN, MSG_VTAG_LEN) >= 0)
+            return false;
+    return true;
+}
+
+/* WANT.vh: one bin of tags per vids entry. */
+static int dec_vhave(struct dec *x, const msgpack_object *o, struct msg_want *w)
+{
+    const msgpack_object_array *a;
+    int rc;
+
+    if ((rc = get_array(x, o, "vh", 0, &a)) != 0)
+        return rc;
+    if (a->size != w->n_vids)
+        return proto_fail(x->d, PROTO_E_FIELD_VALUE, 0, "%s.vh: %" PRIu32 " entries for %zu vids",
+                          x->tname, a->size, w->n_vids);
+    if ((w->vhave = alloc_list(a->size, sizeof(*w->vhave), &rc)) == NULL && rc != 0)
+        return rc;
+    for (size_t i = 0; i < a->size; i++) {
+        if ((rc = get_bytes(x, &a->ptr[i], "vh[]", 0, MSG_VHAVE_MAX * MSG_VTAG_LEN, &w->vhave[i])) != 0)
+            return rc;
+        if (!tags_ok(&w->vhave[i]))
+            return proto_fail(x->d, PROTO_E_FIELD_VALUE, off_of(x, &a->ptr[i]),
+                              "%s.vh[%zu]: %zu bytes are not ascending %u-byte tags", x->tname, i,
+                              w->vhave[i].n, MSG_VTAG_LEN);
+    }
     return 0;
 }
 
@@ -377,7 +441,10 @@ static int dec_want(struct dec *x, const msgpack_object_map *m, struct msg *out)
             (rc = get_fixed(x, &it[0], "ids[].id", w->ids[i].id, MSG_ID_LEN)) != 0 ||
             (rc = get_uint(x, &it[1], "ids[].from", MSG_SIZE_MAX - 1, &w->ids[i].from)) != 0)
             return rc;
-    return dec_id_list(x, v[1], "vids", 0, &w->vids, &w->n_vids);
+    if ((rc = dec_id_list(x, v[1], "vids", 0, &w->vids, &w->n_vids)) != 0)
+        return rc;
+    it = find_key(m, "vh");   /* optional: a peer without it is sent every vote */
+    return it != NULL ? dec_vhave(x, it, w) : 0;
 }
 
 static int dec_offer(struct dec *x, const msgpack_object_map *m, struct msg *out)
@@ -586,8 +653,8 @@ void msg_free(struct msg *m)
     if (m == NULL)
         return;
     switch (m->type) {
-    case MSG_DIGEST: free(m->u.digest.ads); break;
-    case MSG_WANT: free(m->u.want.ids); free(m->u.want.vids); break;
+    case MSG_DIGEST: free(m->u.digest.ads); free(m->u.digest.vsets); break;
+    case MSG_WANT: free(m->u.want.ids); free(m->u.want.vids); free(m->u.want.vhave); break;
     case MSG_OFFER: free(m->u.offer.ids); break;
     case MSG_PEERS: free(m->u.peers.peers); break;
     default: break;
@@ -605,6 +672,25 @@ void msg_auth_input(uint8_t out[MSG_AUTH_INPUT_LEN], const uint8_t v_nonce[MSG_N
     memcpy(p += MSG_NONCE_LEN, s_nonce, MSG_NONCE_LEN);
     memcpy(p += MSG_NONCE_LEN, v_id, MSG_ID_LEN);
     memcpy(p + MSG_ID_LEN, s_id, MSG_ID_LEN);
+}
+
+void msg_vote_tag(uint8_t out[MSG_VTAG_LEN], const msg_id by, bool accept)
+{
+    memcpy(out, by, MSG_VTAG_LEN - 1);
+    out[MSG_VTAG_LEN - 1] = accept ? 1 : 0;
+}
+
+/* splitmix64's finaliser over the key id prefix, the verdict in bit 0. */
+uint64_t msg_vote_term(const msg_id by, bool accept)
+{
+    uint64_t z = 0;
+
+    for (int i = 0; i < 8; i++)
+        z = z << 8 | by[i];
+    z = (z ^ (accept ? 1u : 0u)) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 /* ---- encoding ---- */
@@ -668,7 +754,8 @@ static int pack_ids(msgpack_packer *pk, const char *k, const msg_id *ids, size_t
 
 static int enc_digest(msgpack_packer *pk, const struct msg_digest *g)
 {
-    int e = pack_head(pk, MSG_DIGEST, 3) | pack_uint(pk, "r", g->round) |
+    bool vs = g->vsets != NULL && g->n_ads > 0;   /* an empty "vs" is not written: canonical */
+    int e = pack_head(pk, MSG_DIGEST, vs ? 4 : 3) | pack_uint(pk, "r", g->round) |
             pack_bin(pk, "mh", g->members, MSG_ID_LEN) | pack_key(pk, "ads") |
             msgpack_pack_array(pk, g->n_ads);
 
@@ -680,18 +767,34 @@ static int enc_digest(msgpack_packer *pk, const struct msg_digest *g)
              msgpack_pack_str_body(pk, a->domain, dn) | msgpack_pack_uint64(pk, a->size) |
              msgpack_pack_uint32(pk, a->acc) | msgpack_pack_uint32(pk, a->rej);
     }
+    if (!vs)
+        return e;
+    e |= pack_key(pk, "vs") | msgpack_pack_array(pk, g->n_ads);
+    for (size_t i = 0; i < g->n_ads; i++)
+        e |= msgpack_pack_uint64(pk, g->vsets[i]);
     return e;
 }
 
 static int enc_want(msgpack_packer *pk, const struct msg_want *w)
 {
-    int e = pack_head(pk, MSG_WANT, 2) | pack_key(pk, "ids") | msgpack_pack_array(pk, w->n_ids);
+    bool vh = w->vhave != NULL && w->n_vids > 0;   /* an empty "vh" is not written: canonical */
+    int e = pack_head(pk, MSG_WANT, vh ? 3 : 2) | pack_key(pk, "ids") |
+            msgpack_pack_array(pk, w->n_ids);
 
     for (size_t i = 0; i < w->n_ids; i++)
         e |= msgpack_pack_array(pk, 2) | msgpack_pack_bin(pk, MSG_ID_LEN) |
              msgpack_pack_bin_body(pk, w->ids[i].id, MSG_ID_LEN) |
              msgpack_pack_uint64(pk, w->ids[i].from);
-    return e | pack_ids(pk, "vids", w->vids, w->n_vids);
+    e |= pack_ids(pk, "vids", w->vids, w->n_vids);
+    if (!vh)
+        return e;
+    e |= pack_key(pk, "vh") | msgpack_pack_array(pk, w->n_vids);
+    for (size_t i = 0; i < w->n_vids; i++) {
+        e |= msgpack_pack_bin(pk, w->vhave[i].n);
+        if (w->vhave[i].n > 0)
+            e |= msgpack_pack_bin_body(pk, w->vhave[i].p, w->vhave[i].n);
+    }
+    return e;
 }
 
 static int enc_peers(msgpack_packer *pk, const struct msg_peers *p)
@@ -791,6 +894,9 @@ static int check_lists(const struct msg *m, struct proto_diag *d)
         for (size_t i = 0; i < w->n_ids; i++)
             if (w->ids[i].from >= MSG_SIZE_MAX)
                 return bad(d, t, "ids[].from");
+        for (size_t i = 0; w->vhave != NULL && i < w->n_vids; i++)
+            if (!tags_ok(&w->vhave[i]))
+                return bad(d, t, "vh[]");
     } else if (m->type == MSG_OFFER) {
         if (m->u.offer.n_ids == 0 || m->u.offer.n_ids > MSG_LIST_MAX || m->u.offer.ids == NULL)
             return bad(d, t, "ids");
@@ -842,6 +948,17 @@ static int check_fields(const struct msg *m, struct proto_diag *d)
     return proto_fail(d, PROTO_E_ARG, 0, "message type %d unknown", (int)m->type);
 }
 
+/* Initial encode buffer bytes: the whole frame for CHUNK and VOTE, else
+ * 256 (the sbuffer doubles from there). */
+static size_t first_alloc(const struct msg *m)
+{
+    if (m->type == MSG_CHUNK)
+        return m->u.chunk.data.n + 128;
+    if (m->type == MSG_VOTE)
+        return m->u.vote.body.n + m->u.vote.sig.n + 128;
+    return 256;
+}
+
 int msg_encode(const struct msg *m, uint8_t **out, size_t *out_len, struct proto_diag *d)
 {
     msgpack_sbuffer sb;
@@ -854,9 +971,10 @@ int msg_encode(const struct msg *m, uint8_t **out, size_t *out_len, struct proto
         return rc;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    /* A CHUNK is mostly data: size the buffer once instead of doubling. */
-    if (m->type == MSG_CHUNK && (sb.data = malloc(m->u.chunk.data.n + 128)) != NULL)
-        sb.alloc = m->u.chunk.data.n + 128;
+    /* Size the buffer once: a CHUNK is mostly data, and a VOTE (most frames
+     * of a swarm) is ~150 bytes where msgpack-c would start at 8 KiB. */
+    if ((sb.data = malloc(first_alloc(m))) != NULL)
+        sb.alloc = first_alloc(m);
     if (msgpack_sbuffer_write(&sb, "\0\0\0\0", FRAME_HEADER) != 0 || enc_body(&pk, m) != 0) {
         rc = PROTO_E_NOMEM;
         goto out;

@@ -39,6 +39,8 @@
 #define MSG_LIST_MAX 4096u                  /* entries in ads, ids, vids, peers */
 #define MSG_SIZE_MAX ((uint64_t)1 << 40)    /* adapter bytes; offsets stay below */
 #define MSG_FIELDS_MAX 32u                  /* keys in a frame's top-level map */
+#define MSG_VTAG_LEN 16u                    /* a vote's tag in WANT.vh (msg_vote_tag) */
+#define MSG_VHAVE_MAX 256u                  /* tags in one WANT.vh entry */
 
 /* The tag, both nonces and both ids a HELLO_ACK signature covers; see
  * msg_auth_input. */
@@ -90,6 +92,10 @@ struct msg_digest {
     msg_id members;                   /* hash of the sender's membership list */
     size_t n_ads;                     /* 0..MSG_LIST_MAX */
     struct msg_ad *ads;
+    uint64_t *vsets;                  /* optional key "vs": NULL (absent) or n_ads entries,
+                                         vsets[i] = the sum mod 2^64 of msg_vote_term over
+                                         the votes the sender holds for ads[i]; written
+                                         only when n_ads > 0 (decoded: NULL then) */
 };
 
 struct msg_want_item {
@@ -102,6 +108,11 @@ struct msg_want {
     struct msg_want_item *ids;
     size_t n_vids;                    /* adapters whose votes are wanted */
     msg_id *vids;
+    struct msg_bytes *vhave;          /* optional key "vh": NULL (absent: send every vote) or
+                                         n_vids entries, vhave[i] = the votes the sender
+                                         already holds for vids[i], as msg_vote_tag tags,
+                                         strictly ascending, 0..MSG_VHAVE_MAX of them;
+                                         written only when n_vids > 0 (decoded: NULL then) */
 };
 
 struct msg_offer {
@@ -204,6 +215,17 @@ int msg_chunk_head(uint8_t *out, size_t cap, size_t *n, const msg_id id, uint64_
  * nonces and both ids stops replay and reflection of a signature. */
 void msg_auth_input(uint8_t out[MSG_AUTH_INPUT_LEN], const uint8_t v_nonce[MSG_NONCE_LEN],
                     const uint8_t s_nonce[MSG_NONCE_LEN], const msg_id v_id, const msg_id s_id);
+
+/* A vote's tag, its name in WANT.vh: the signer key id's first 15 bytes,
+ * then the verdict (1 ACCEPT, 0 REJECT). 120 bits of key id make a
+ * colliding key (which would hide another key's vote) infeasible to grind. */
+void msg_vote_tag(uint8_t out[MSG_VTAG_LEN], const msg_id by, bool accept);
+
+/* A vote's term in DIGEST.vs: a 64-bit mix of the signer key id's first 8
+ * bytes (big-endian) and the verdict. Summing terms is order-free, so a
+ * node keeps its sum up to date one vote at a time; two nodes whose sums
+ * differ hold different vote sets. */
+uint64_t msg_vote_term(const msg_id by, bool accept);
 
 /* Field checks shared by the decoder and the encoder (n bytes, no NUL needed). */
 bool msg_domain_ok(const char *s, size_t n);   /* [a-z0-9][a-z0-9._-]{0,63} */

@@ -54,6 +54,7 @@ struct node {
     int corrupt;                  /* flips a byte of every adapter it sends */
     msg_id bad;                   /* the gate rejects this id */
     int commits, strikes, last_strike, byes_sent, equivocations, authed, members_events;
+    int votes_sent, vids_asked;   /* VOTE frames sent; WANT.vids entries sent */
     int audits[5];
     size_t chunk_bytes_in;
 };
@@ -301,6 +302,14 @@ static void execute(int ni, const struct gossip_action *x)
     case GOSSIP_ACT_SEND:
         if (x->frame.n > 8 && x->frame.p[7] == MSG_BYE)   /* 4-byte prefix, 84 a1 't' 0a */
             nd->byes_sent++;
+        nd->votes_sent += x->frame.n > 8 && x->frame.p[7] == MSG_VOTE;
+        if (x->frame.n > 8 && x->frame.p[7] == MSG_WANT) {
+            struct msg *m = NULL;
+            assert_int_equal(msg_decode(x->frame.p + 4, x->frame.n - 4, NULL, &m, NULL), 0);
+            nd->vids_asked += (int)m->u.want.n_vids;
+            assert_true(m->u.want.n_vids == 0 || m->u.want.vhave != NULL);   /* always summarised */
+            msg_free(m);
+        }
         deliver(ni, x->conn, x->frame.p, x->frame.n);
         break;
     case GOSSIP_ACT_CLOSE: link_down((int)(x->conn - CONN0)); break;
@@ -1053,6 +1062,202 @@ static void test_config(void **state)
     gossip_free(NULL);
 }
 
+/* ---- vote pulls: only what the requester lacks, one pull at a time ---- */
+
+/* Node ni holds adapter id (size 1000) with its gate already run: no vote of its own. */
+static void hold(int ni, const uint8_t id[32])
+{
+    struct gossip_event ev = { .type = GOSSIP_EV_ADAPTER, .now_ms = now, .domain = "legal",
+                               .size = 1000, .stored = 1000, .gate = 1 };
+
+    memcpy(ev.id, id, 32);
+    step(ni, &ev);
+    drain();
+    assert_true(gossip_adapter_state(nodes[ni].g, id) >= GOSSIP_AD_HELD);
+}
+
+/* Node ni receives node signer's ACCEPT vote on id (as if checked by its driver). */
+static void give_vote(int ni, int signer, const uint8_t id[32])
+{
+    struct gossip_event ev = { .type = GOSSIP_EV_VOTE, .now_ms = now, .ok = true, .accept = true };
+    uint8_t body[35] = { 'V', '|' }, sig[32];
+
+    memcpy(body + 2, id, 32);
+    body[34] = 1;
+    fake_sign(nodes[signer].pk, body, 35, sig);
+    memcpy(ev.id, id, 32);
+    memcpy(ev.by, nodes[signer].id, 32);
+    ev.body = (struct msg_bytes){ body, 35 };
+    ev.sig = (struct msg_bytes){ sig, 32 };
+    step(ni, &ev);
+    drain();
+}
+
+/* Node 0 holds 5 votes, node 1 holds k of them: node 1 asks once and
+ * receives exactly the 5 - k it lacks; node 0 asks for nothing. */
+static void test_vote_pull_missing_only(void **state)
+{
+    uint8_t id[32];
+
+    memset(id, 0x5a, 32);
+    for (int k = 0; k <= 5; k++) {
+        setup_nodes(7, 9, 40 + (uint64_t)k);   /* nodes 2..6 only sign votes */
+        hold(0, id);
+        hold(1, id);
+        for (int v = 0; v < 5; v++)
+            give_vote(0, 2 + v, id);
+        for (int v = 0; v < k; v++)
+            give_vote(1, 2 + (v * 2) % 5, id);   /* not a prefix of node 0's order */
+        assert_int_equal(nodes[1].audits[GOSSIP_AUDIT_VOTE], k);
+        connect_nodes(0, 1);
+        rounds(3);
+        assert_int_equal(nodes[0].votes_sent, 5 - k);
+        assert_int_equal(nodes[1].vids_asked, k < 5 ? 1 : 0);
+        assert_int_equal(nodes[1].audits[GOSSIP_AUDIT_VOTE], 5);
+        assert_int_equal(nodes[0].vids_asked, 0);
+        assert_int_equal(nodes[1].votes_sent, 0);
+        teardown_nodes();
+    }
+}
+
+/* Same counts, different sets: DIGEST.vs tells them apart and each side
+ * pulls the one vote it lacks. */
+static void test_vote_pull_same_count(void **state)
+{
+    uint8_t id[32];
+
+    memset(id, 0x5b, 32);
+    setup_nodes(4, 9, 50);
+    hold(0, id);
+    hold(1, id);
+    give_vote(0, 2, id);
+    give_vote(1, 3, id);
+    connect_nodes(0, 1);
+    rounds(2);
+    assert_int_equal(nodes[0].votes_sent, 1);
+    assert_int_equal(nodes[1].votes_sent, 1);
+    assert_int_equal(nodes[0].audits[GOSSIP_AUDIT_VOTE], 2);
+    assert_int_equal(nodes[1].audits[GOSSIP_AUDIT_VOTE], 2);
+    teardown_nodes();
+}
+
+/* WANT.vids entries in the action list on conn. */
+static size_t vids_in(const struct script *s, uint32_t conn)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->act.n; i++) {
+        struct msg *m = NULL;
+        if (s->act.v[i].type != GOSSIP_ACT_SEND || s->act.v[i].conn != conn)
+            continue;
+        assert_int_equal(msg_decode(s->act.v[i].frame.p + 4, s->act.v[i].frame.n - 4, NULL, &m, NULL), 0);
+        n += m->type == MSG_WANT ? m->u.want.n_vids : 0;
+        msg_free(m);
+    }
+    return n;
+}
+
+/* Two peers advertise votes we lack: within one round only the first is
+ * asked (its answer may still be on the way); the next round the other may
+ * be. A peer we fetch adapter bytes from is not asked for votes. */
+static void test_vote_pull_once_a_round(void **state)
+{
+    struct script s;
+    struct gossip_event ev = { .type = GOSSIP_EV_ADAPTER, .domain = "legal", .size = 100,
+                               .stored = 100, .gate = 1 };
+    struct gossip_event tick = { .type = GOSSIP_EV_TICK };
+    struct msg_ad ads[2] = { { .size = 100, .acc = 4 }, { .size = 100 } };
+    struct msg m = { .type = MSG_DIGEST, .u.digest = { .n_ads = 1, .ads = ads } };
+
+    script_open(&s, true);
+    script_peer(&s, 8, 1, true);
+    script_peer(&s, 9, 2, true);
+    memset(ads[0].id, 0x42, 32);
+    memset(ads[1].id, 0x43, 32);
+    strcpy(ads[0].domain, "legal");
+    strcpy(ads[1].domain, "medical");
+    memcpy(ev.id, ads[0].id, 32);
+    assert_int_equal(gossip_step(s.g, &ev, &s.act), 0);
+    gossip_actions_reset(&s.act);
+    script_frame_on(&s, 7, &m);
+    assert_int_equal(vids_in(&s, 7), 1);
+    gossip_actions_reset(&s.act);
+    script_frame_on(&s, 8, &m);
+    assert_int_equal(vids_in(&s, 8), 0);   /* one pull a round */
+    gossip_actions_reset(&s.act);
+    assert_int_equal(gossip_step(s.g, &tick, &s.act), 0);   /* round 1 */
+    gossip_actions_reset(&s.act);
+    m.u.digest.n_ads = 2;                  /* conn 9 also lists an adapter we lack */
+    script_frame_on(&s, 9, &m);
+    assert_int_equal(wanted(&s, ads[1].id), 1);
+    assert_int_equal(vids_in(&s, 9), 0);   /* we fetch from it: no VOTE burst beside CHUNKs */
+    gossip_actions_reset(&s.act);
+    script_frame_on(&s, 8, &m);
+    assert_int_equal(wanted(&s, ads[1].id), 0);
+    assert_int_equal(vids_in(&s, 8), 1);
+    script_close(&s);
+}
+
+/* The answering side, scripted: a WANT whose vh lists k of our 5 votes gets
+ * exactly the other 5 - k; without vh (an older peer) all 5; a full vh none. */
+static void test_vote_answer(void **state)
+{
+    struct script s;
+    struct gossip_event ev = { .type = GOSSIP_EV_ADAPTER, .domain = "legal", .size = 100,
+                               .stored = 100, .gate = 1 };
+    struct msg m = { .type = MSG_WANT };
+    uint8_t tags[5 * MSG_VTAG_LEN], full[MSG_VHAVE_MAX * MSG_VTAG_LEN];
+    msg_id id, by[5];
+    struct msg_bytes have;
+
+    script_open(&s, true);
+    memset(id, 0x42, 32);
+    memcpy(ev.id, id, 32);
+    assert_int_equal(gossip_step(s.g, &ev, &s.act), 0);
+    for (int v = 0; v < 5; v++) {
+        struct gossip_event ve = { .type = GOSSIP_EV_VOTE, .ok = true, .accept = true,
+                                   .body = { (const uint8_t *)"body", 4 }, .sig = { (const uint8_t *)"s", 1 } };
+        memset(by[v], 0x10 * (5 - v), 32);   /* descending: tags sort the other way */
+        memcpy(ve.id, id, 32);
+        memcpy(ve.by, by[v], 32);
+        assert_int_equal(gossip_step(s.g, &ve, &s.act), 0);
+    }
+    gossip_actions_reset(&s.act);
+    m.u.want.n_vids = 1;
+    m.u.want.vids = &id;
+    m.u.want.vhave = &have;
+    for (int k = 0; k <= 5; k++) {
+        for (int v = 0; v < k; v++)   /* votes 4, 3, ... in ascending tag order */
+            msg_vote_tag(tags + v * MSG_VTAG_LEN, by[4 - v], true);
+        have = (struct msg_bytes){ tags, (size_t)k * MSG_VTAG_LEN };
+        script_frame(&s, &m);
+        assert_int_equal(s.act.n, (size_t)(5 - k));
+        for (size_t i = 0; i < s.act.n; i++) {
+            struct msg *r = NULL;
+            assert_int_equal(s.act.v[i].type, GOSSIP_ACT_SEND);
+            assert_int_equal(msg_decode(s.act.v[i].frame.p + 4, s.act.v[i].frame.n - 4, NULL, &r, NULL), 0);
+            assert_int_equal(r->type, MSG_VOTE);
+            assert_memory_equal(r->u.vote.by, by[i], 32);   /* 0 .. 4-k: the ones not listed */
+            msg_free(r);
+        }
+        gossip_actions_reset(&s.act);
+    }
+    m.u.want.vhave = NULL;
+    script_frame(&s, &m);
+    assert_int_equal(s.act.n, 5);
+    gossip_actions_reset(&s.act);
+    for (unsigned i = 0; i < MSG_VHAVE_MAX; i++) {   /* 256 other votes: no room left */
+        memset(full + i * MSG_VTAG_LEN, 0, MSG_VTAG_LEN);
+        full[i * MSG_VTAG_LEN] = (uint8_t)i;
+        full[i * MSG_VTAG_LEN + 1] = 0xee;
+    }
+    have = (struct msg_bytes){ full, sizeof(full) };
+    m.u.want.vhave = &have;
+    script_frame(&s, &m);
+    assert_int_equal(s.act.n, 0);
+    script_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1070,6 +1275,10 @@ int main(void)
         cmocka_unit_test(test_one_source),
         cmocka_unit_test(test_transfer_faults),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_vote_pull_missing_only),
+        cmocka_unit_test(test_vote_pull_same_count),
+        cmocka_unit_test(test_vote_pull_once_a_round),
+        cmocka_unit_test(test_vote_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,7 +203,17 @@ static void test_decode_errors(void **state)
         CASE("preauth: hello pk 3000", PROTO_E_LIMIT, "bin of 3000 bytes"),
         CASE("preauth: digest nests", PROTO_E_MSGPACK_DEPTH, "depth 2"),
         CASE("manifest nil cfg", PROTO_E_FIELD_TYPE, "MANIFEST.cfg: nil"),
+        CASE("want vh 2 entries for 1 vid", PROTO_E_FIELD_VALUE, "WANT.vh: 2 entries for 1 vids"),
+        CASE("want vh tag of 15 bytes", PROTO_E_FIELD_VALUE, "WANT.vh[0]: 15 bytes"),
+        CASE("want vh tags descending", PROTO_E_FIELD_VALUE, "not ascending"),
+        CASE("want vh tag twice", PROTO_E_FIELD_VALUE, "not ascending"),
+        CASE("want vh 257 tags", PROTO_E_FIELD_VALUE, "WANT.vh[]: 4112 bytes"),
+        CASE("want vh entry str", PROTO_E_FIELD_TYPE, "WANT.vh[]: str, want bin"),
+        CASE("want vh not array", PROTO_E_FIELD_TYPE, "WANT.vh: bin, want array"),
+        CASE("digest vs 0 entries for 1 ad", PROTO_E_FIELD_VALUE, "DIGEST.vs: 0 entries for 1 ads"),
+        CASE("digest vs negative", PROTO_E_FIELD_TYPE, "DIGEST.vs[]: int, want uint"),
     };
+    uint8_t tags[2 * MSG_VTAG_LEN], many[(MSG_VHAVE_MAX + 1) * MSG_VTAG_LEN];
     size_t i = 0;
     char dom65[66];
 
@@ -298,6 +308,39 @@ static void test_decode_errors(void **state)
         c[i].preauth = 1, i++;
     c[i].body = mp(&c[i].n, "M" "su" "su" "sb" "ss" "su" "sn" "sb", 7, "t", U(6), "v", U(1), "id", ID,
                    Z(32), "dom", "gpt2", "size", U(10), "cfg", "man", ID, Z(1)), i++;
+    memset(tags, 0, sizeof(tags));
+    tags[MSG_VTAG_LEN] = 1;                         /* tag 1 > tag 0 */
+    for (size_t k = 0; k <= MSG_VHAVE_MAX; k++)     /* ascending, one too many */
+        memset(many + k * MSG_VTAG_LEN, 0, MSG_VTAG_LEN), many[k * MSG_VTAG_LEN] = (uint8_t)(k >> 8),
+        many[k * MSG_VTAG_LEN + 1] = (uint8_t)k;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAbb", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1,
+                   ID, Z(32), "vh", 2, tags, Z(16), tags, Z(16)), i++;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAb", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1,
+                   ID, Z(32), "vh", 1, tags, Z(15)), i++;
+    {   /* descending: tag 1 then tag 0 */
+        uint8_t desc[2 * MSG_VTAG_LEN];
+        memcpy(desc, tags + MSG_VTAG_LEN, MSG_VTAG_LEN);
+        memcpy(desc + MSG_VTAG_LEN, tags, MSG_VTAG_LEN);
+        c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAb", 5, "t", U(4), "v", U(1), "ids", 0,
+                       "vids", 1, ID, Z(32), "vh", 1, desc, Z(32)), i++;
+    }
+    {   /* the same tag twice */
+        uint8_t twice[2 * MSG_VTAG_LEN];
+        memcpy(twice, tags + MSG_VTAG_LEN, MSG_VTAG_LEN);
+        memcpy(twice + MSG_VTAG_LEN, tags + MSG_VTAG_LEN, MSG_VTAG_LEN);
+        c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAb", 5, "t", U(4), "v", U(1), "ids", 0,
+                       "vids", 1, ID, Z(32), "vh", 1, twice, Z(32)), i++;
+    }
+    c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAb", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1,
+                   ID, Z(32), "vh", 1, many, sizeof(many)), i++;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sAs", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1,
+                   ID, Z(32), "vh", 1, "tags"), i++;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "sA" "sAb" "sb", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1,
+                   ID, Z(32), "vh", tags, Z(16)), i++;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "su" "sb" "sA" "Absuuu" "sA", 6, "t", U(3), "v", U(1), "r", U(0),
+                   "mh", ID, Z(32), "ads", 1, 5, ID, Z(32), "gpt2", U(1), U(1), U(0), "vs", 0), i++;
+    c[i].body = mp(&c[i].n, "M" "su" "su" "su" "sb" "sA" "Absuuu" "sAi", 6, "t", U(3), "v", U(1), "r", U(0),
+                   "mh", ID, Z(32), "ads", 1, 5, ID, Z(32), "gpt2", U(1), U(1), U(0), "vs", 1, I(-5)), i++;
     assert_int_equal(i, sizeof(c) / sizeof(c[0]));
     run_bad(c, i);
 }
@@ -311,12 +354,29 @@ struct pool {
     struct msg_want_item want[MSG_LIST_MAX];
     msg_id ids[MSG_LIST_MAX];
     struct msg_peer peers[MSG_LIST_MAX];
+    uint64_t vsets[MSG_LIST_MAX];
+    struct msg_bytes vh[MSG_LIST_MAX];
+    uint8_t tags[MSG_VHAVE_MAX * MSG_VTAG_LEN];   /* ascending: each vh entry is a prefix */
 };
 
 static void rand_bytes(uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         p[i] = (uint8_t)rng();
+}
+
+/* WANT.vh for n vids: random-length prefixes of one ascending tag list,
+ * sometimes the whole MSG_VHAVE_MAX. */
+static void rand_vhave(struct pool *pl, size_t n)
+{
+    for (size_t k = 0; k < MSG_VHAVE_MAX; k++) {
+        rand_bytes(pl->tags + k * MSG_VTAG_LEN, MSG_VTAG_LEN);
+        pl->tags[k * MSG_VTAG_LEN] = (uint8_t)(k >> 8);
+        pl->tags[k * MSG_VTAG_LEN + 1] = (uint8_t)k;
+    }
+    for (size_t i = 0; i < n; i++)
+        pl->vh[i] = (struct msg_bytes){ pl->tags,
+                                        (rng() % 8 == 0 ? MSG_VHAVE_MAX : rnd(0, 5)) * MSG_VTAG_LEN };
 }
 
 static struct msg_bytes rand_field(struct pool *pl, int slot, size_t lo, size_t hi)
@@ -375,7 +435,10 @@ static void rand_msg(struct msg *m, int type, struct pool *pl, size_t maxb, int 
             rand_bytes(pl->ads[i].id, 32), rand_domain(pl->ads[i].domain);
             pl->ads[i].size = 1 + rng() % MSG_SIZE_MAX;
             pl->ads[i].acc = (uint32_t)rng(), pl->ads[i].rej = (uint32_t)(rng() % 3);
+            pl->vsets[i] = rng() >> (rng() % 64);   /* every msgpack uint width */
         }
+        if (m->u.digest.n_ads > 0 && rng() % 2)
+            m->u.digest.vsets = pl->vsets;
         break;
     case MSG_WANT:
         m->u.want.n_ids = rand_count(0, big), m->u.want.ids = pl->want;
@@ -383,6 +446,10 @@ static void rand_msg(struct msg *m, int type, struct pool *pl, size_t maxb, int 
             rand_bytes(pl->want[i].id, 32), pl->want[i].from = rng() % MSG_SIZE_MAX;
         m->u.want.n_vids = rand_count(0, big), m->u.want.vids = pl->ids;
         rand_bytes((uint8_t *)pl->ids, m->u.want.n_vids * 32);
+        if (m->u.want.n_vids > 0 && rng() % 2) {
+            rand_vhave(pl, m->u.want.n_vids);
+            m->u.want.vhave = pl->vh;
+        }
         break;
     case MSG_OFFER:
         m->u.offer.n_ids = rand_count(1, big), m->u.offer.ids = pl->ids;
@@ -442,7 +509,10 @@ static int msg_eq(const struct msg *a, const struct msg *b)
                 x->acc != y->acc || x->rej != y->rej)
                 return 0;
         }
-        return 1;
+        if ((a->u.digest.vsets == NULL) != (b->u.digest.vsets == NULL))
+            return 0;
+        return a->u.digest.vsets == NULL ||
+               !memcmp(a->u.digest.vsets, b->u.digest.vsets, 8 * a->u.digest.n_ads);
     case MSG_WANT:
         if (a->u.want.n_ids != b->u.want.n_ids || a->u.want.n_vids != b->u.want.n_vids ||
             (a->u.want.n_vids && memcmp(a->u.want.vids, b->u.want.vids, 32 * a->u.want.n_vids)))
@@ -450,6 +520,11 @@ static int msg_eq(const struct msg *a, const struct msg *b)
         for (size_t i = 0; i < a->u.want.n_ids; i++)
             if (memcmp(a->u.want.ids[i].id, b->u.want.ids[i].id, 32) ||
                 a->u.want.ids[i].from != b->u.want.ids[i].from)
+                return 0;
+        if ((a->u.want.vhave == NULL) != (b->u.want.vhave == NULL))
+            return 0;
+        for (size_t i = 0; a->u.want.vhave != NULL && i < a->u.want.n_vids; i++)
+            if (!bytes_eq(a->u.want.vhave[i], b->u.want.vhave[i]))
                 return 0;
         return 1;
     case MSG_OFFER:
@@ -661,6 +736,12 @@ static void test_encode_refuses(void **state)
         { .type = MSG_BYE, .u.bye = { .code = 3, .text = "" } },
         { .type = MSG_BYE, .u.bye = { .code = 0, .text = "tab\there" } },
         { .type = MSG_MANIFEST, .u.manifest = { .domain = "ok", .size = 1, .config = { b, MSG_META_MAX + 1 } } },
+        { .type = MSG_WANT, .u.want = { .n_vids = 1, .vids = (msg_id[]){ { 0 } },
+                                        .vhave = (struct msg_bytes[]){ { b, 8 } } } },   /* half a tag */
+        { .type = MSG_WANT, .u.want = { .n_vids = 1, .vids = (msg_id[]){ { 0 } },
+                                        .vhave = (struct msg_bytes[]){ { NULL, 16 } } } },
+        { .type = MSG_WANT, .u.want = { .n_vids = 1, .vids = (msg_id[]){ { 0 } },   /* 0 == 0: not ascending */
+                                        .vhave = (struct msg_bytes[]){ { (const uint8_t[32]){ 0 }, 32 } } } },
         { .type = (enum msg_type)42 },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -733,6 +814,70 @@ static void test_chunk_zero_copy(void **state)
 }
 
 /* Unknown keys are skipped (forward compatibility), known ones still checked. */
+/* The vote summaries' definitions (PROTOCOL.md 2): fixed values, since
+ * every node must compute the same ones. */
+static void test_vote_tag_term(void **state)
+{
+    uint8_t t[MSG_VTAG_LEN], want[MSG_VTAG_LEN];
+
+    memcpy(want, ID, 15);
+    want[15] = 1;
+    msg_vote_tag(t, ID, true);
+    assert_memory_equal(t, want, MSG_VTAG_LEN);
+    want[15] = 0;
+    msg_vote_tag(t, ID, false);
+    assert_memory_equal(t, want, MSG_VTAG_LEN);
+    assert_true(msg_vote_term(ID, true) == 0x6225a9a3d3d964f7ull);
+    assert_true(msg_vote_term(ID, false) == 0x0acc9c175458d409ull);
+}
+
+/* WANT with vh and DIGEST with vs, byte for byte; an empty optional list is
+ * not written, and an old-style body (no vh, no vs) decodes with NULLs. */
+static void test_known_optional_lists(void **state)
+{
+    uint8_t tag[MSG_VTAG_LEN], *f, *body;
+    msg_id vid;
+    struct msg_bytes vh;
+    uint64_t vs = 300;
+    struct msg_ad ad = { .size = 7, .acc = 2, .rej = 0 };
+    struct msg w = { .type = MSG_WANT, .u.want = { .n_vids = 1, .vids = &vid, .vhave = &vh } };
+    struct msg g = { .type = MSG_DIGEST, .u.digest = { .round = 4, .n_ads = 1, .ads = &ad, .vsets = &vs } };
+    struct msg *back = NULL;
+    size_t n, bn;
+
+    memcpy(vid, ID, 32);
+    msg_vote_tag(tag, ID, true);
+    vh = (struct msg_bytes){ tag, sizeof(tag) };
+    body = mp(&bn, "M" "su" "su" "sA" "sAb" "sAb", 5, "t", U(4), "v", U(1), "ids", 0, "vids", 1, ID, Z(32),
+              "vh", 1, tag, Z(16));
+    assert_int_equal(msg_encode(&w, &f, &n, NULL), 0);
+    assert_int_equal(n, bn + 4);
+    assert_memory_equal(f + 4, body, bn);
+    free(f), free(body);
+    memcpy(ad.id, ID, 32);
+    strcpy(ad.domain, "gpt2");
+    body = mp(&bn, "M" "su" "su" "su" "sb" "sA" "Absuuu" "sAu", 6, "t", U(3), "v", U(1), "r", U(4), "mh",
+              g.u.digest.members, Z(32), "ads", 1, 5, ID, Z(32), "gpt2", U(7), U(2), U(0), "vs", 1, U(300));
+    assert_int_equal(msg_encode(&g, &f, &n, NULL), 0);
+    assert_int_equal(n, bn + 4);
+    assert_memory_equal(f + 4, body, bn);
+    free(f), free(body);
+    w.u.want.n_vids = 0;   /* vhave set, nothing to summarise: no "vh" key */
+    body = mp(&bn, "M" "su" "su" "sA" "sA", 4, "t", U(4), "v", U(1), "ids", 0, "vids", 0);
+    assert_int_equal(msg_encode(&w, &f, &n, NULL), 0);
+    assert_int_equal(n, bn + 4);
+    assert_memory_equal(f + 4, body, bn);
+    free(f), free(body);
+    body = mp(&bn, "M" "su" "su" "sA" "sAb", 4, "t", U(4), "v", U(1), "ids", 0, "vids", 1, ID, Z(32));
+    assert_int_equal(msg_decode(body, bn, NULL, &back, NULL), 0);
+    assert_null(back->u.want.vhave);
+    msg_free(back), free(body);
+    body = mp(&bn, "M" "su" "su" "su" "sb" "sA", 5, "t", U(3), "v", U(1), "r", U(0), "mh", ID, Z(32), "ads", 0);
+    assert_int_equal(msg_decode(body, bn, NULL, &back, NULL), 0);
+    assert_null(back->u.digest.vsets);
+    msg_free(back), free(body);
+}
+
 static void test_unknown_keys_ignored(void **state)
 {
     size_t n;
@@ -762,6 +907,8 @@ int main(void)
         cmocka_unit_test(test_auth_input),
         cmocka_unit_test(test_chunk_zero_copy),
         cmocka_unit_test(test_unknown_keys_ignored),
+        cmocka_unit_test(test_vote_tag_term),
+        cmocka_unit_test(test_known_optional_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
