@@ -12,8 +12,10 @@
  * adapters (computed in the same run, sim_flood_json) give bytes_ratio.
  * Frame loss: WS and ER at 5% and 10% drop (each loss resets the
  * connection); target (issue 6): duplicate payload factor <= 1.3 at 10%.
+ * Crashes and churn: ER and BA with 1% of the nodes crashing once (restart
+ * from their store 1-3 rounds later) and 2% churn (offline per round).
  * One line per case:
- *   bench=sim topo=er n=10000 drop=<p> wall_s=<x> cpu_s=<c> rss_mb=<r> rounds=<k> ecc=<e> dup=<d>
+ *   bench=sim topo=er n=10000 drop=<p> crash=<k> churn=<p> wall_s=<x> cpu_s=<c> rss_mb=<r> rounds=<k> ecc=<e> dup=<d>
  *         messages=<m> vote_frames=<v> bytes=<b> flood_json_bytes=<f> bytes_ratio=<f/b>
  *         check=ok|over_target|not_covered
  */
@@ -52,10 +54,10 @@ static double now_s(void)
 }
 
 /* Child: run one case, write its line through the pipe. */
-static int child(enum graph_topology t, uint32_t n, double drop, int fd)
+static int child(enum graph_topology t, uint32_t n, const struct sim_faults *f, int fd)
 {
     struct sim_config c = { .graph = { .topology = t, .n = n, .k = 8, .beta = 0.1, .m = 4, .seed = 1 },
-                            .adapters = 3, .adapter_bytes = 1u << 20, .faults = { .drop = drop } };
+                            .adapters = 3, .adapter_bytes = 1u << 20, .faults = *f };
     struct sim_report *r = NULL;
     struct line l = { 0 };
     char err[256];
@@ -85,7 +87,7 @@ static int child(enum graph_topology t, uint32_t n, double drop, int fd)
     return write(fd, &l, sizeof(l)) == (ssize_t)sizeof(l) ? 0 : 1;
 }
 
-static int run_case(enum graph_topology t, uint32_t n, double drop, double *wall)
+static int run_case(enum graph_topology t, uint32_t n, const struct sim_faults *f, double *wall)
 {
     int p[2];
     pid_t pid;
@@ -99,7 +101,7 @@ static int run_case(enum graph_topology t, uint32_t n, double drop, double *wall
         return 1;
     if (pid == 0) {
         close(p[0]);
-        _exit(child(t, n, drop, p[1]));
+        _exit(child(t, n, f, p[1]));
     }
     close(p[1]);
     if (read(p[0], &l, sizeof(l)) != (ssize_t)sizeof(l))
@@ -111,10 +113,10 @@ static int run_case(enum graph_topology t, uint32_t n, double drop, double *wall
     rss = ru.ru_maxrss / 1024.0;
     check = !l.ok ? "not_covered"
             : l.wall_s > TARGET_S || rss > TARGET_RSS_MB || l.dup > TARGET_DUP ? "over_target" : "ok";
-    printf("bench=sim topo=%s n=%u drop=%.2f wall_s=%.2f cpu_s=%.2f rss_mb=%.0f rounds=%" PRId64
+    printf("bench=sim topo=%s n=%u drop=%.2f crash=%u churn=%.2f wall_s=%.2f cpu_s=%.2f rss_mb=%.0f rounds=%" PRId64
            " ecc=%u dup=%.4f messages=%" PRIu64 " vote_frames=%" PRIu64 " bytes=%" PRIu64
            " flood_json_bytes=%" PRIu64 " bytes_ratio=%.1f check=%s\n",
-           graph_topology_name(t), n, drop, l.wall_s, cpu, rss, l.rounds, l.ecc, l.dup, l.messages,
+           graph_topology_name(t), n, f->drop, f->crash, f->churn, l.wall_s, cpu, rss, l.rounds, l.ecc, l.dup, l.messages,
            l.votes, l.bytes, l.flood, l.bytes ? (double)l.flood / (double)l.bytes : 0.0, check);
     fflush(stdout);
     *wall = l.wall_s;
@@ -127,16 +129,23 @@ int main(void)
     uint32_t n = env != NULL ? (uint32_t)strtoul(env, NULL, 10) : 10000;
     double wall = 0;
     int bad = 0;
+    struct sim_faults none = { 0 };
 
     if (n < 16)
         n = 16;
-    bad |= run_case(GRAPH_ER, 1024, 0.0, &wall);
+    bad |= run_case(GRAPH_ER, 1024, &none, &wall);
     printf("bench=sim anchor=prototype_er_n1024 anchor_s=%.0f (quoted, issue 6) plorad_s=%.2f anchor_ratio=%.1f\n",
            PROTOTYPE_ER1024_S, wall, wall > 0 ? PROTOTYPE_ER1024_S / wall : 0.0);
     for (int t = GRAPH_ER; t <= GRAPH_BA; t++)
-        bad |= run_case((enum graph_topology)t, n, 0.0, &wall);
+        bad |= run_case((enum graph_topology)t, n, &none, &wall);
     for (int t = GRAPH_ER; t <= GRAPH_WS; t++)
-        for (int k = 1; k <= 2; k++)
-            bad |= run_case((enum graph_topology)t, n, 0.05 * k, &wall);
+        for (int k = 1; k <= 2; k++) {
+            struct sim_faults f = { .drop = 0.05 * k };
+            bad |= run_case((enum graph_topology)t, n, &f, &wall);
+        }
+    for (int t = GRAPH_ER; t <= GRAPH_BA; t += GRAPH_BA - GRAPH_ER) {
+        struct sim_faults f = { .crash = n / 100, .churn = 0.02 };
+        bad |= run_case((enum graph_topology)t, n, &f, &wall);
+    }
     return bad;
 }

@@ -185,7 +185,7 @@ static json_t *report_json(const struct graph_cli *a, const struct graph_analysi
     snprintf(hex, sizeof(hex), "%016" PRIx64, hash);
     return json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:o, s:f, s:f, s:[f,f], s:f, s:o,"
-        " s:o, s:b, s:I, s:b, s:o, s:I, s:I, s:f, s:s, s:f, s:o, s:s, s:s}",
+        " s:o, s:b, s:I, s:b, s:o, s:I, s:I, s:f, s:s, s:o, s:f, s:o, s:s, s:s}",
         "topology", graph_topology_name(a->p.topology), "n", (json_int_t)r->n,
         "m", (json_int_t)r->m, "seed", (json_int_t)a->p.seed,
         "components", (json_int_t)r->components,
@@ -199,7 +199,9 @@ static json_t *report_json(const struct graph_cli *a, const struct graph_analysi
                                                      (json_int_t)dm->hi) : json_null(),
         "source", (json_int_t)r->source, "eccentricity_bound", (json_int_t)r->source_eccentricity,
         "prediction_c", r->prediction_c,
-        "prediction_c_source", r->prediction_c_calibrated ? "user" : "uncalibrated",
+        "prediction_c_source", a->c > 0 ? "user" : r->prediction_c_calibrated ? "calibrated"
+                                                                             : "uncalibrated",
+        "predicted_rounds_uncalibrated", num_or_null(r->predicted_rounds_uncalibrated),
         "lambda_max_adj", r->lambda_max_adj, "epidemic_threshold", num_or_null(r->epidemic_threshold),
         "solver", r->solver, "edges_fnv1a64", hex);
 }
@@ -227,7 +229,9 @@ static void report_text(const struct graph_cli *a, const struct graph_analysis *
            r->lambda_max_adj);
     printf("predicted rounds C ln n / lambda2 = %.4g (C = %g, %s); push-pull lower bound "
            "ecc(%u) = %u\n", r->predicted_rounds, r->prediction_c,
-           r->prediction_c_calibrated ? "user-supplied" : "uncalibrated", r->source,
+           a->c > 0 ? "user-supplied" : r->prediction_c_calibrated ? "fitted per topology, "
+                                                                    "docs/calibration.md"
+                                                                  : "uncalibrated", r->source,
            r->source_eccentricity);
 }
 
@@ -257,6 +261,8 @@ static int run(const struct graph_cli *a)
         rc = CLI_USAGE;
         goto out;
     }
+    if (a->c <= 0)   /* no --c: the per-topology C fitted from plora sim (docs/calibration.md) */
+        graph_analysis_calibrate(&r, a->p.topology);
     if (r.components > 1)
         cli_err("graph", "warning: the graph has %u components (lambda2 = 0, no coverage); "
                 "--connect joins them with %u edges", r.components, r.components - 1);

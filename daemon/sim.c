@@ -24,7 +24,10 @@
                                       (fixtures/reference/wire/ndjson: 945 - 32) */
 #define FLOOD_ACK_BYTES 35u        /* {"type":"ack","status":"accepted"}\n */
 
-enum qtype { Q_FRAME, Q_TICK, Q_UP, Q_DOWN, Q_PUBLISH, Q_RESET };
+enum qtype { Q_FRAME, Q_TICK, Q_UP, Q_DOWN, Q_PUBLISH, Q_RESET, Q_CRASH, Q_RESTART };
+
+/* What a node's store keeps about each adapter besides its bytes (flags). */
+enum { F_GATE_OK = 1, F_GATE_BAD = 2, F_VOTE_ACC = 4, F_VOTE_REJ = 8, F_COMMITTED = 16 };
 
 struct qev {                       /* a scheduled event: kept small, millions are in flight */
     uint64_t t, seq;               /* microseconds, tie-break */
@@ -66,7 +69,11 @@ struct snode {
     uint64_t tx_free;              /* uplink busy until (us) */
     uint64_t tick_at;              /* scheduled tick (us), UINT64_MAX none */
     uint64_t *stored;              /* per adapter: authentic bytes stored in order */
+    uint8_t *flags;                /* per adapter: F_* (gate verdict, votes signed, merged) */
+    uint32_t eq;                   /* equivocator index + 1, 0 = not one */
     bool mal_voter, equivocator;
+    bool down;                     /* crashed: no engine (g == NULL) until its restart */
+    bool offline;                  /* churn: offline for the current round */
 };
 
 struct keyidx {
@@ -91,8 +98,11 @@ struct sim {
     size_t now_n, now_head, now_cap;
     uint64_t now, seq;
     struct graph_rng rng;          /* faults (drops) */
+    struct graph_rng frng;         /* crash and churn schedule */
     struct gossip_actions act;
     struct sim_report *r;
+    uint32_t n_down;               /* crashed, not restarted yet */
+    uint8_t *eq_bits;              /* per (equivocator, adapter): verdicts kept by honest nodes */
     uint64_t round_us, latency_us, bw;
     int err;
 };
@@ -368,15 +378,34 @@ static void verify_adapter(struct sim *s, uint32_t ni, const struct gossip_actio
     answer(s, ni, &ev);
 }
 
+/* Node ni signed a verdict on adapter a: kept in its store; an equivocator's
+ * second verdict is the equivocation's first appearance. */
+static void note_vote(struct sim *s, uint32_t ni, uint32_t a, bool accept)
+{
+    struct snode *nd = &s->nodes[ni];
+    int64_t *sg;
+
+    nd->flags[a] |= accept ? F_VOTE_ACC : F_VOTE_REJ;
+    if (nd->eq == 0 || (nd->flags[a] & (F_VOTE_ACC | F_VOTE_REJ)) != (F_VOTE_ACC | F_VOTE_REJ))
+        return;
+    sg = &s->r->equiv_signed[(size_t)(nd->eq - 1) * s->n_ads + a];
+    if (*sg < 0)
+        *sg = round_of(s, s->now);
+}
+
 /* Our vote "V|" id accept, signed; an equivocator also signs the opposite. */
 static void sign_vote(struct sim *s, uint32_t ni, const struct gossip_action *x, bool accept)
 {
     struct gossip_event ev = { .type = GOSSIP_EV_VOTE, .ok = true, .accept = accept };
     uint8_t body[VOTE_LEN] = { 'V', '|' }, sig[SIG_LEN];
 
+    int64_t a = ad_index(s, x->id);
+
     memcpy(body + 2, x->id, MSG_ID_LEN);
     body[34] = accept;
     fake_sign(s->nodes[ni].pk, body, VOTE_LEN, sig);
+    if (a >= 0)
+        note_vote(s, ni, (uint32_t)a, accept);
     memcpy(ev.id, x->id, MSG_ID_LEN);
     memcpy(ev.by, s->nodes[ni].id, MSG_ID_LEN);
     ev.body = (struct msg_bytes){ body, VOTE_LEN };
@@ -412,18 +441,47 @@ static void on_commit(struct sim *s, uint32_t ni, const struct gossip_action *x)
 {
     int64_t a = ad_index(s, x->id);
 
-    if (!honest(s, ni) || a < 0)
-        return;
+    if (!honest(s, ni) || a < 0 || (s->nodes[ni].flags[a] & F_COMMITTED))
+        return;   /* a restarted node commits its merged adapter again: counted once */
+    s->nodes[ni].flags[a] |= F_COMMITTED;
     s->r->commits++;
     s->r->wrongly_merged += s->ads[a].bad;
 }
 
+/* An honest node kept a vote of equivocator `by` on adapter a: once each of
+ * its two verdicts has reached some honest node, the equivocation is "seen"
+ * (both votes are among the honest nodes; detecting it needs them to meet). */
+static void vote_seen(struct sim *s, uint32_t by, uint32_t a, bool accept)
+{
+    size_t k = (size_t)(s->nodes[by].eq - 1) * s->n_ads + a;
+
+    s->eq_bits[k] |= accept ? 1 : 2;
+    if (s->eq_bits[k] == 3 && s->r->equiv_seen[k] < 0)
+        s->r->equiv_seen[k] = round_of(s, s->now);
+}
+
 static void on_audit(struct sim *s, uint32_t ni, const struct gossip_action *x)
 {
-    if (x->audit != GOSSIP_AUDIT_EQUIVOCATION || !honest(s, ni))
+    int64_t a = ad_index(s, x->id), by = node_of_key(s, x->by);
+    int64_t *dt;
+
+    if ((x->audit != GOSSIP_AUDIT_EQUIVOCATION && x->audit != GOSSIP_AUDIT_VOTE) || !honest(s, ni))
+        return;
+    if (a < 0 || by < 0 || s->nodes[by].eq == 0) {
+        by = -1;
+    } else if (x->audit == GOSSIP_AUDIT_VOTE) {
+        vote_seen(s, (uint32_t)by, (uint32_t)a, x->accept);
+        return;
+    }
+    if (x->audit == GOSSIP_AUDIT_VOTE)
         return;
     if (s->r->equivocations_detected++ == 0)
         s->r->equivocation_round = round_of(s, s->now);
+    if (by < 0)
+        return;
+    dt = &s->r->equiv_detected[(size_t)(s->nodes[by].eq - 1) * s->n_ads + (size_t)a];
+    if (*dt < 0)
+        *dt = round_of(s, s->now);
 }
 
 static void auth(struct sim *s, uint32_t ni, const struct gossip_action *x, bool verify)
@@ -452,6 +510,8 @@ static void gate(struct sim *s, uint32_t ni, const struct gossip_action *x)
 
     memcpy(ev.id, x->id, MSG_ID_LEN);
     ev.accept = a >= 0 && (!s->ads[a].bad || s->nodes[ni].mal_voter);
+    if (a >= 0)
+        s->nodes[ni].flags[a] |= ev.accept ? F_GATE_OK : F_GATE_BAD;
     answer(s, ni, &ev);
 }
 
@@ -494,6 +554,8 @@ static void step(struct sim *s, uint32_t ni, struct gossip_event *ev)
     struct snode *nd = &s->nodes[ni];
     uint64_t dl;
 
+    if (nd->g == NULL)
+        return;   /* crashed */
     ev->now_ms = s->now / 1000;
     if (gossip_step(nd->g, ev, &s->act) == PROTO_E_NOMEM)
         s->err = -2;
@@ -512,6 +574,11 @@ static void step(struct sim *s, uint32_t ni, struct gossip_event *ev)
 
 /* ---- the event loop ---- */
 
+static bool alive(const struct sim *s, uint32_t u)
+{
+    return !s->nodes[u].down && !s->nodes[u].offline;
+}
+
 /* (Re)open connection pos (u's side) at both ends: PEER_UP, lower id dials. */
 static void redial(struct sim *s, uint32_t u, size_t pos)
 {
@@ -519,7 +586,7 @@ static void redial(struct sim *s, uint32_t u, size_t pos)
     uint32_t v = s->tgt[pos];
     struct gossip_event ev = { .type = GOSSIP_EV_PEER_UP };
 
-    if (s->up[pos])
+    if (s->up[pos] || !alive(s, u) || !alive(s, v))
         return;
     s->up[pos] = s->up[rp] = true;
     s->gen[pos]++;
@@ -537,6 +604,103 @@ static void redial(struct sim *s, uint32_t u, size_t pos)
 }
 
 static void publish(struct sim *s, uint32_t a);
+static int engine_new(struct sim *s, uint32_t i, uint64_t start_ms);
+
+/* Reopen u's connections to live neighbours now, each dialled by its lower end. */
+static void connect_all(struct sim *s, uint32_t u)
+{
+    for (size_t p = s->off[u]; p < s->off[u + 1]; p++) {
+        bool low = u < s->tgt[p];
+        struct qev e = { .t = s->now, .type = Q_UP, .node = low ? u : s->tgt[p],
+                         .pos = low ? p : s->rev[p] };
+        sched(s, &e);
+    }
+}
+
+/* Node u crashes: its engine and everything in flight to or from it is
+ * gone; its neighbours see their connection drop. Its store stays. */
+static void crash(struct sim *s, uint32_t u)
+{
+    struct snode *nd = &s->nodes[u];
+
+    for (size_t p = s->off[u]; p < s->off[u + 1]; p++) {
+        size_t rp = s->rev[p];
+        struct qev e = { .t = s->now, .type = Q_DOWN, .node = s->tgt[p], .pos = rp };
+        if (!s->up[p] && !s->up[rp])
+            continue;
+        s->up[p] = s->up[rp] = false;
+        s->gen[p]++;
+        s->gen[rp] = s->gen[p];
+        sched(s, &e);
+    }
+    gossip_free(nd->g);
+    nd->g = NULL;
+    nd->down = true;
+    nd->tick_at = UINT64_MAX;
+    s->r->crashes++;
+    s->n_down++;
+}
+
+/* Node u restarts (at a round start) with a fresh engine fed from its store:
+ * whole adapters with their gate verdict, partial ones at their stored
+ * offset (a torn write is discarded), then the votes it had signed. */
+static void restart(struct sim *s, uint32_t u)
+{
+    struct snode *nd = &s->nodes[u];
+    char dom[MSG_DOMAIN_MAX + 1];
+
+    if (engine_new(s, u, s->now / 1000) != 0) {
+        s->err = -2;
+        return;
+    }
+    nd->down = false;
+    s->r->restarts++;
+    s->n_down--;
+    for (uint32_t a = 0; a < s->n_ads; a++) {
+        struct gossip_event ev = { .type = GOSSIP_EV_ADAPTER, .size = s->ads[a].size, .domain = dom };
+        if (nd->stored[a] > s->ads[a].size)
+            nd->stored[a] = 0;
+        if (nd->stored[a] == 0)
+            continue;
+        snprintf(dom, sizeof(dom), "sim-%u", a);
+        memcpy(ev.id, s->ads[a].id, MSG_ID_LEN);
+        ev.stored = nd->stored[a];
+        s->r->restored_partial += ev.stored < ev.size;
+        s->r->restored_whole += ev.stored == ev.size;
+        ev.gate = nd->flags[a] & F_GATE_OK ? 1 : nd->flags[a] & F_GATE_BAD ? -1 : 0;
+        step(s, u, &ev);
+    }
+    for (uint32_t a = 0; a < s->n_ads; a++) {
+        struct gossip_action x = { .type = GOSSIP_ACT_SIGN_VOTE };
+        memcpy(x.id, s->ads[a].id, MSG_ID_LEN);
+        if (nd->flags[a] & F_VOTE_ACC)
+            sign_vote(s, u, &x, true);
+        if (nd->flags[a] & F_VOTE_REJ)
+            sign_vote(s, u, &x, false);
+    }
+    connect_all(s, u);
+}
+
+/* Round r >= 1 starts: each node is offline this round with probability
+ * churn. Going offline resets its connections; coming back redials them. */
+static void churn(struct sim *s)
+{
+    for (uint32_t u = 0; u < s->n; u++) {
+        struct snode *nd = &s->nodes[u];
+        bool off = graph_rng_uniform(&s->frng) < s->cfg->faults.churn;
+        s->r->offline_node_rounds += off;
+        if (off == nd->offline)
+            continue;
+        nd->offline = off;
+        if (!off) {
+            connect_all(s, u);
+            continue;
+        }
+        for (size_t p = s->off[u]; p < s->off[u + 1]; p++)
+            if (s->up[p] || s->up[s->rev[p]])
+                link_close(s, u, p);
+    }
+}
 
 static void drain_answers(struct sim *s)
 {
@@ -585,52 +749,115 @@ static void dispatch(struct sim *s, struct qev *e)
         if (e->gen == s->gen[e->pos])
             link_close(s, e->node, e->pos);   /* not reset meanwhile */
         break;
+    case Q_CRASH: crash(s, e->node); break;
+    case Q_RESTART: restart(s, e->node); break;
     }
     free(e->owned);
     drain_answers(s);
 }
 
-static uint32_t holders_all(const struct sim *s)
+/* Node i holds adapter a: whole and hashed in its store (a crashed node
+ * still holds what its store holds). */
+static bool holds(const struct sim *s, uint32_t i, uint32_t a)
 {
-    uint32_t c = 0;
-
-    for (uint32_t i = 0; i < s->n; i++) {
-        uint32_t h = 0;
-        for (uint32_t a = 0; a < s->n_ads; a++)
-            h += gossip_adapter_state(s->nodes[i].g, s->ads[a].id) >= GOSSIP_AD_HELD;
-        c += h == s->n_ads;
-    }
-    return c;
+    return s->nodes[i].stored[a] == s->ads[a].size;
 }
 
-/* End of round r: coverage, per-adapter first full round. Returns true
- * when every adapter is everywhere. */
-static bool round_end(struct sim *s, uint32_t r)
+/* Binary entropy in bits. */
+static double h2(double p)
+{
+    return p <= 0 || p >= 1 ? 0.0 : -(p * log2(p) + (1 - p) * log2(1 - p));
+}
+
+/* Swarm metrics of round r from the presence matrix X[i][a] = holds(i, a)
+ * (sim.h and docs/calibration.md give the formulas). kd[a]: holders of a;
+ * ki[i]: adapters i holds; T = sum of either. */
+static void metrics(struct sim *s, uint32_t r, const uint32_t *kd, const uint32_t *ki, uint64_t T)
+{
+    struct sim_report *o = s->r;
+    double n = s->n, A = s->n_ads, cov = 0, ent = 0, mi = 0, aa = 0, cooc = 0;
+    uint32_t pairs = 0;
+
+    for (uint32_t a = 0; a < s->n_ads; a++) {
+        cov += kd[a] / n / A;
+        ent += h2(kd[a] / n) / A;
+    }
+    for (uint32_t i = 0; i < s->n && T > 0; i++)   /* sum over held (i,a) of (1/T) log2(T / (k_i k_a)) */
+        for (uint32_t a = 0; a < s->n_ads; a++)
+            if (holds(s, i, a))
+                mi += log2((double)T / ((double)ki[i] * kd[a])) / (double)T;
+    for (uint32_t k = 0; k <= s->n_ads; k++) {     /* H(K), K = adapters a uniform node holds */
+        uint32_t c = 0;
+        for (uint32_t i = 0; i < s->n; i++)
+            c += ki[i] == k;
+        aa -= c > 0 ? (c / n) * log2(c / n) : 0.0;
+    }
+    for (uint32_t a = 0; a < s->n_ads; a++)         /* mean over pairs of p(a&b) - p(a)p(b) */
+        for (uint32_t b = a + 1; b < s->n_ads; b++, pairs++) {
+            uint32_t both = 0;
+            for (uint32_t i = 0; i < s->n; i++)
+                both += holds(s, i, a) && holds(s, i, b);
+            cooc += both / n - (kd[a] / n) * (kd[b] / n);
+        }
+    o->m_coverage[r - 1] = cov;
+    o->m_entropy[r - 1] = ent;
+    o->m_mi[r - 1] = mi > 0 ? mi : 0.0;   /* sum of terms of both signs: clamp rounding */
+    o->m_mi_delta[r - 1] = r > 1 ? o->m_mi[r - 1] - o->m_mi[r - 2] : 0.0;
+    o->m_aa_mi[r - 1] = aa > 0 ? aa : 0.0;
+    o->m_cooc[r - 1] = pairs > 0 ? cooc / pairs : 0.0;
+}
+
+/* End of round r: coverage, per-adapter first full round, metrics. Returns
+ * true when every adapter is everywhere. */
+static bool round_end(struct sim *s, uint32_t r, uint32_t *kd, uint32_t *ki)
 {
     bool all = true;
+    uint32_t full = 0;
+    uint64_t T = 0;
 
-    s->r->coverage_by_round[r - 1] = holders_all(s);
-    for (uint32_t a = 0; a < s->n_ads; a++) {
-        uint32_t h = 0;
-        if (s->r->rounds_to_coverage[a] >= 0)
-            continue;
-        for (uint32_t i = 0; i < s->n; i++)
-            h += gossip_adapter_state(s->nodes[i].g, s->ads[a].id) >= GOSSIP_AD_HELD;
-        if (h == s->n)
-            s->r->rounds_to_coverage[a] = r;
-        else
-            all = false;
+    memset(kd, 0, s->n_ads * sizeof(*kd));
+    for (uint32_t i = 0; i < s->n; i++) {
+        ki[i] = 0;
+        for (uint32_t a = 0; a < s->n_ads; a++)
+            if (holds(s, i, a)) {
+                kd[a]++;
+                ki[i]++;
+            }
+        full += ki[i] == s->n_ads;
+        T += ki[i];
     }
+    s->r->coverage_by_round[r - 1] = full;
+    for (uint32_t a = 0; a < s->n_ads; a++) {
+        if (s->r->rounds_to_coverage[a] < 0 && kd[a] == s->n)
+            s->r->rounds_to_coverage[a] = r;
+        all = all && kd[a] == s->n;
+    }
+    metrics(s, r, kd, ki, T);
     return all;
 }
 
-/* Run rounds 1..max; stop `settle` rounds after full coverage (votes). */
+/* Every equivocation signed so far has been detected by an honest node. */
+static bool equivocations_settled(const struct sim *s)
+{
+    for (size_t k = 0; k < (size_t)s->r->equivocators * s->n_ads; k++)
+        if (s->r->equiv_signed[k] >= 0 && s->r->equiv_detected[k] < 0)
+            return false;
+    return true;
+}
+
+/* Run rounds 1..max; stop `settle` rounds after full coverage (votes) with
+ * every crashed node restarted and every equivocation signed detected. */
 static void run_loop(struct sim *s, uint32_t settle)
 {
     uint32_t r = 0, done_at = 0;
+    uint32_t *kd = malloc(s->n_ads * sizeof(*kd)), *ki = malloc(s->n * sizeof(*ki));
 
+    if (kd == NULL || ki == NULL)
+        s->err = -2;
     while (s->err == 0 && r <= s->cfg->max_rounds) {
         uint64_t end = (uint64_t)(r + 1) * s->round_us;
+        if (r > 0 && s->cfg->faults.churn > 0)
+            churn(s);   /* s->now is round r's start */
         while (s->q.n > 0 && s->q.v[0].t < end && s->err == 0) {
             struct qev e = heap_pop(&s->q);
             s->now = e.t;
@@ -640,11 +867,13 @@ static void run_loop(struct sim *s, uint32_t settle)
         s->r->rounds = r;
         if (r++ == 0)
             continue;   /* round 0: handshakes; engine round k is sim round k */
-        if (round_end(s, r - 1) && done_at == 0)
+        if (round_end(s, r - 1, kd, ki) && s->n_down == 0 && equivocations_settled(s) && done_at == 0)
             done_at = r - 1;
         if (done_at > 0 && r - 1 >= done_at + settle)
             break;
     }
+    free(kd);
+    free(ki);
 }
 
 /* ---- setup ---- */
@@ -685,30 +914,38 @@ static int adapter_build(struct sim *s, struct adapter *ad, uint32_t a, uint64_t
     return 0;
 }
 
+/* Node i's engine, its first round at start_ms. Returns 0 or -2. */
+static int engine_new(struct sim *s, uint32_t i, uint64_t start_ms)
+{
+    struct snode *nd = &s->nodes[i];
+    struct gossip_config gc = { .pk = nd->pk, .pk_len = PK_LEN, .addr = "",
+                                .quorum = s->cfg->faults.quorum ? s->cfg->faults.quorum : 1,
+                                .round_ms = s->cfg->round_ms, .chunk_size = s->cfg->chunk_size,
+                                .start_ms = start_ms };
+
+    memcpy(gc.self, nd->id, MSG_ID_LEN);
+    return gossip_new(&nd->g, &gc) != 0 ? -2 : 0;
+}
+
 static int nodes_build(struct sim *s)
 {
-    uint32_t q = s->cfg->faults.quorum ? s->cfg->faults.quorum : 1;
-
     s->nodes = calloc(s->n, sizeof(*s->nodes));
     s->keys = calloc(s->n, sizeof(*s->keys));
     if (s->nodes == NULL || s->keys == NULL)
         return -2;
     for (uint32_t i = 0; i < s->n; i++) {
         struct snode *nd = &s->nodes[i];
-        struct gossip_config gc = { .pk = nd->pk, .pk_len = PK_LEN, .addr = "", .quorum = q,
-                                    .round_ms = s->cfg->round_ms, .chunk_size = s->cfg->chunk_size,
-                                    .start_ms = s->cfg->round_ms };
         for (size_t k = 0; k < PK_LEN; k += 8) {
             uint64_t r = graph_rng_next(&s->rng);
             memcpy(nd->pk + k, &r, 8);
         }
         sha256(nd->pk, PK_LEN, nd->id);
-        memcpy(gc.self, nd->id, MSG_ID_LEN);
         memcpy(s->keys[i].id, nd->id, MSG_ID_LEN);
         s->keys[i].node = i;
         nd->tick_at = UINT64_MAX;
         if ((nd->stored = calloc(s->n_ads, sizeof(*nd->stored))) == NULL ||
-            gossip_new(&nd->g, &gc) != 0)
+            (nd->flags = calloc(s->n_ads, sizeof(*nd->flags))) == NULL ||
+            engine_new(s, i, s->cfg->round_ms) != 0)
             return -2;
     }
     qsort(s->keys, s->n, sizeof(*s->keys), key_cmp);
@@ -736,8 +973,11 @@ static int roles_and_adapters(struct sim *s)
     }
     for (uint32_t i = 0; i < f->mal_voters; i++)
         s->nodes[perm[k++]].mal_voter = true;
-    for (uint32_t i = 0; i < f->equivocators; i++)
+    for (uint32_t i = 0; i < f->equivocators; i++) {
+        s->r->equivocator_node[i] = perm[k];
+        s->nodes[perm[k]].eq = i + 1;
         s->nodes[perm[k++]].equivocator = true;
+    }
     for (uint32_t a = 0; a < s->n_ads && rc == 0; a++) {
         struct adapter *ad = &s->ads[a];
         ad->bad = a >= s->cfg->adapters;
@@ -746,6 +986,37 @@ static int roles_and_adapters(struct sim *s)
     }
     free(perm);
     return rc;
+}
+
+/* crash=K: K distinct nodes, each crashing at a random instant of round
+ * 1 + U[0, max(2, max eccentricity)) and restarting 1 + U[0, 3) rounds later,
+ * at that round's start (from frng, so the schedule is the seed's). */
+static int schedule_crashes(struct sim *s)
+{
+    uint32_t k = s->cfg->faults.crash, span = 2, *perm;
+
+    if (k == 0)
+        return 0;
+    if ((perm = malloc(s->n * sizeof(*perm))) == NULL)
+        return -2;
+    for (uint32_t a = 0; a < s->n_ads; a++)
+        span = s->r->eccentricity[a] > span ? s->r->eccentricity[a] : span;
+    for (uint32_t i = 0; i < s->n; i++)
+        perm[i] = i;
+    for (uint32_t i = 0; i < k; i++) {   /* partial Fisher-Yates: perm[0..k) */
+        uint32_t j = i + (uint32_t)graph_rng_below(&s->frng, (uint64_t)(s->n - i)), t = perm[i];
+        uint64_t c = 1 + graph_rng_below(&s->frng, span), back = c + 1 + graph_rng_below(&s->frng, 3);
+        struct qev e = { .t = c * s->round_us + graph_rng_below(&s->frng, s->round_us), .type = Q_CRASH };
+        perm[i] = perm[j];
+        perm[j] = t;
+        e.node = perm[i];
+        sched(s, &e);
+        e.t = back * s->round_us;
+        e.type = Q_RESTART;
+        sched(s, &e);
+    }
+    free(perm);
+    return s->err;
 }
 
 /* Adapter a appears in its publisher's store (pos = a). */
@@ -875,10 +1146,14 @@ static int analyse(struct sim *s, struct sim_report *r)
         r->bad[a] = s->ads[a].bad;
         pub[a] = s->ads[a].publisher;
     }
-    r->predicted_rounds = NAN;
+    r->predicted_rounds = r->predicted_rounds_uncalibrated = r->epidemic_threshold = NAN;
     if (graph_analyze(s->g, &o, &an, &d) == 0) {
+        graph_analysis_calibrate(&an, s->cfg->graph.topology);
         r->predicted_rounds = an.predicted_rounds;
+        r->predicted_rounds_uncalibrated = an.predicted_rounds_uncalibrated;
+        r->prediction_c = an.prediction_c;
         r->lambda2 = an.lambda2;
+        r->epidemic_threshold = an.epidemic_threshold;
     }
     sim_flood_json(s->g, pub, s->cfg->adapters, s->cfg->adapter_bytes, r);
 out:
@@ -898,15 +1173,42 @@ void sim_report_free(struct sim_report *r)
     free(r->eccentricity);
     free(r->bad);
     free(r->coverage_by_round);
+    free(r->equivocator_node);
+    free(r->equiv_signed);
+    free(r->equiv_detected);
+    free(r->equiv_seen);
+    free(r->m_coverage);
+    free(r->m_entropy);
+    free(r->m_mi);
+    free(r->m_mi_delta);
+    free(r->m_aa_mi);
+    free(r->m_cooc);
     free(r);
 }
 
-static struct sim_report *report_new(uint32_t n_ads, uint32_t max_rounds)
+static struct sim_report *report_new(uint32_t n_ads, uint32_t max_rounds, uint32_t eqv)
 {
     struct sim_report *r = calloc(1, sizeof(*r));
+    size_t pairs = (size_t)eqv * n_ads, nr = (size_t)max_rounds + 1;
+    double **m[] = { &r->m_coverage, &r->m_entropy, &r->m_mi, &r->m_mi_delta, &r->m_aa_mi, &r->m_cooc };
+    bool ok = true;
 
     if (r == NULL)
         return NULL;
+    for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++)
+        ok = (*m[k] = calloc(nr, sizeof(double))) != NULL && ok;
+    r->equivocators = eqv;
+    r->equivocator_node = calloc(eqv + 1, sizeof(*r->equivocator_node));
+    r->equiv_signed = malloc((pairs + 1) * sizeof(*r->equiv_signed));
+    r->equiv_detected = malloc((pairs + 1) * sizeof(*r->equiv_detected));
+    r->equiv_seen = malloc((pairs + 1) * sizeof(*r->equiv_seen));
+    if (!ok || r->equivocator_node == NULL || r->equiv_signed == NULL || r->equiv_detected == NULL ||
+        r->equiv_seen == NULL) {
+        sim_report_free(r);
+        return NULL;
+    }
+    for (size_t k = 0; k < pairs; k++)
+        r->equiv_signed[k] = r->equiv_detected[k] = r->equiv_seen[k] = -1;
     r->rounds_to_coverage = malloc(n_ads * sizeof(*r->rounds_to_coverage));
     r->eccentricity = calloc(n_ads, sizeof(*r->eccentricity));
     r->bad = calloc(n_ads, sizeof(*r->bad));
@@ -928,6 +1230,7 @@ static void sim_free(struct sim *s)
     for (uint32_t i = 0; s->nodes != NULL && i < s->n; i++) {
         gossip_free(s->nodes[i].g);
         free(s->nodes[i].stored);
+        free(s->nodes[i].flags);
     }
     for (uint32_t a = 0; s->ads != NULL && a < s->n_ads; a++) {
         for (size_t k = 0; s->ads[a].chunk_frames != NULL && k < s->ads[a].n_chunks; k++)
@@ -951,6 +1254,7 @@ static void sim_free(struct sim *s)
     free(s->rev);
     free(s->gen);
     free(s->up);
+    free(s->eq_bits);
     gossip_actions_free(&s->act);
     graph_free(s->g);
 }
@@ -976,6 +1280,8 @@ static int config_check(const struct sim_config *in, struct sim_config *c, char 
         return snprintf(err, n, "chunk size %u is over %u", c->chunk_size, (unsigned)MSG_CHUNK_MAX), -1;
     if ((uint64_t)c->faults.mal_voters + c->faults.equivocators + c->faults.mal_publishers > c->graph.n)
         return snprintf(err, n, "--faults: more malicious nodes than -n %u", c->graph.n), -1;
+    if (c->faults.crash > c->graph.n)
+        return snprintf(err, n, "--faults: crash=%u is more than -n %u", c->faults.crash, c->graph.n), -1;
     if (c->faults.mal_publishers > 64)
         return snprintf(err, n, "--faults: malicious-publishers=%u is over 64", c->faults.mal_publishers), -1;
     return 0;
@@ -999,13 +1305,15 @@ int sim_run(const struct sim_config *in, struct sim_report **out, char *err, siz
     s.bw = c.bandwidth;
     s.n_ads = c.adapters + c.faults.mal_publishers;
     graph_rng_seed(&s.rng, c.graph.seed ^ 0x5eed5eed5eed5eedull);
+    graph_rng_seed(&s.frng, c.graph.seed ^ 0xc4a5c4a5c4a5c4a5ull);
     if ((rc = graph_generate(&raw, &c.graph, &d)) != 0) {
         snprintf(err, err_len, "%s", d.msg);
         return rc == GRAPH_E_PARAM || rc == GRAPH_E_TOO_BIG ? -1 : -2;
     }
     rc = graph_connect(&s.g, raw, &added, &d) != 0 ? -2 : 0;
     graph_free(raw);
-    if (rc == 0 && (s.r = report_new(s.n_ads, c.max_rounds)) == NULL)
+    if (rc == 0 && ((s.r = report_new(s.n_ads, c.max_rounds, c.faults.equivocators)) == NULL ||
+                    (s.eq_bits = calloc((size_t)c.faults.equivocators * s.n_ads + 1, 1)) == NULL))
         rc = -2;
     if (rc == 0) {
         s.n = graph_n(s.g);
@@ -1026,12 +1334,15 @@ int sim_run(const struct sim_config *in, struct sim_report **out, char *err, siz
         for (uint32_t a = 0; a < s.n_ads; a++)
             settle = s.r->eccentricity[a] + 2 > settle ? s.r->eccentricity[a] + 2 : settle;
         publish_all(&s);
+        rc = schedule_crashes(&s);
         run_loop(&s, c.faults.quorum > 1 || c.faults.equivocators > 0 ? settle : 0);
         rc = s.err;
     }
     if (rc == 0) {
         double ideal = (double)(s.n - 1) * (double)c.adapter_bytes * s.n_ads;
         s.r->duplicate_payload_factor = s.r->payload_bytes / ideal;
+        for (uint32_t k = 1; k < s.r->rounds; k++)   /* mean I_t - I_{t-1}, t = 2..rounds */
+            s.r->network_flow_rate += s.r->m_mi_delta[k] / (s.r->rounds - 1);
         *out = s.r;
         s.r = NULL;
     } else if (rc == -2) {
@@ -1100,9 +1411,10 @@ static int fault_one(char *kv, struct sim_faults *f, char *err, size_t n)
             return -1;
         return f->quorum == 0 ? (snprintf(err, n, "--faults: quorum=0 must be at least 1"), -1) : 0;
     }
-    if (strcmp(kv, "crash") == 0 || strcmp(kv, "churn") == 0)
-        return snprintf(err, n, "--faults: %s is not simulated yet (supported: drop, partition, "
-                        "malicious-publishers, malicious-voters, equivocators, quorum)", kv), -1;
+    if (strcmp(kv, "crash") == 0)
+        return parse_u32(kv, v, &f->crash, err, n);
+    if (strcmp(kv, "churn") == 0)
+        return parse_prob(kv, v, &f->churn, err, n);
     return snprintf(err, n, "--faults: unknown key '%s'", kv), -1;
 }
 

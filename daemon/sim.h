@@ -20,6 +20,30 @@
  * uplink after max(t, u's uplink busy-until) + b / bandwidth and arrives
  * `latency` later (FIFO per connection). Driver work (sign, verify, gate)
  * is instantaneous.
+ *
+ * Swarm metrics (the prototype's definitions, swarm/metrics.py, recomputed
+ * at every round end from the presence matrix X[i][a] = 1 iff node i holds
+ * adapter a whole and hashed in its store; n nodes, A adapters, k_a = sum_i
+ * X[i][a], k_i = sum_a X[i][a], T = sum of all X; logs base 2, in bits):
+ *   coverage          mean over a of p_a = k_a / n
+ *   entropy_avg       mean over a of H2(p_a), H2(p) = -p log p - (1-p) log(1-p);
+ *                     in [0, 1] bit, 0 when every adapter is everywhere
+ *   mutual_information I(node; adapter) with (i, a) drawn uniformly from the
+ *                     T held pairs: sum over held (i,a) of (1/T) log(T / (k_i k_a));
+ *                     >= 0, log2 n for one distinct adapter per node, 0 at full
+ *                     diffusion
+ *   mi_delta          I_t - I_{t-1} (0 in round 1)
+ *   agent_agent_mi    I(node; K) with node uniform and K = k_node its adapter
+ *                     count: K is a function of the node, so I = H(K), the
+ *                     entropy of the distribution of per-node counts (the
+ *                     prototype's code takes p(a, k) = p(k)/n, which makes
+ *                     every term log 1 = 0: it always reports 0; this is the
+ *                     quantity its docstring names)
+ *   cooccurrence_excess mean over adapter pairs a < b of p(a and b) - p_a p_b
+ *                     (0 with one adapter); in [-1/4, 1/4]
+ *   network_flow_rate mean of mi_delta over rounds 2..R (the prototype: mean
+ *                     per-round change of I); negative as information spreads
+ *   epidemic_threshold 1 / lambda_max(A) of the overlay (graph/predict.h)
  */
 #ifndef PLORA_SIM_H
 #define PLORA_SIM_H
@@ -44,6 +68,18 @@ struct sim_faults {
     uint32_t mal_voters;        /* their gates accept every adapter */
     uint32_t equivocators;      /* sign both verdicts on every adapter */
     uint32_t quorum;            /* distinct ACCEPT keys to commit; 0 = 1 */
+    uint32_t crash;             /* nodes that crash once, at a random time of a random
+                                   round in 1..max(2, max eccentricity), and restart 1..3
+                                   rounds later at a round start: a fresh engine fed from
+                                   their store (whole adapters with their gate verdict,
+                                   partial ones resuming at the stored offset, the votes
+                                   they signed); everything else (peers, received votes,
+                                   transfers in flight) is lost */
+    double churn;               /* per node and round >= 1: probability it is offline for
+                                   that round (the prototype's temporal dropout): its
+                                   connections reset at the round start, it neither sends
+                                   nor receives, and it redials at the next round start it
+                                   is online; process and store stay (engine kept) */
 };
 
 struct sim_config {
@@ -67,7 +103,9 @@ struct sim_report {
     int64_t *rounds_to_coverage;    /* per adapter, -1 = not reached */
     uint32_t *eccentricity;         /* per adapter: its publisher's eccentricity */
     bool *bad;                      /* per adapter: published by a malicious publisher */
-    double predicted_rounds;        /* graph/: C ln n / lambda2 (C uncalibrated) */
+    double predicted_rounds;        /* graph/: C ln n / lambda2, C fitted per topology */
+    double predicted_rounds_uncalibrated;   /* the same with C = 1 */
+    double prediction_c;            /* the C used (graph_predict_c) */
     double lambda2;
     uint32_t *coverage_by_round;    /* [rounds]: nodes holding every adapter at round end */
     double duplicate_payload_factor;
@@ -78,6 +116,21 @@ struct sim_report {
     uint64_t equivocations_detected;/* EQUIVOCATION audits at honest nodes */
     int64_t equivocation_round;     /* first round one was detected, -1 none */
     uint64_t resets;                /* connections reset by drops */
+    uint64_t crashes, restarts;     /* crash=K */
+    uint64_t restored_whole;        /* adapters fed whole to restarted engines */
+    uint64_t restored_partial;      /* partial transfers fed at their stored offset */
+    uint64_t offline_node_rounds;   /* churn=P: sum over rounds of nodes offline */
+    uint32_t equivocators;          /* E; pairs below are [E * adapters], e * adapters + a */
+    uint32_t *equivocator_node;     /* [E] */
+    int64_t *equiv_signed;          /* round equivocator e signed both verdicts on a (-1 never) */
+    int64_t *equiv_seen;            /* first round by which each of e's two verdicts on a had
+                                       been kept by some honest node (-1 never) */
+    int64_t *equiv_detected;        /* first round an honest node audited EQUIVOCATION by e
+                                       on a (-1 never); the target: detected - seen <= 2 */
+    /* swarm metrics (sim.h "Swarm metrics"), [rounds] each, at round end */
+    double *m_coverage, *m_entropy, *m_mi, *m_mi_delta, *m_aa_mi, *m_cooc;
+    double network_flow_rate;       /* mean of m_mi_delta over rounds 2.. */
+    double epidemic_threshold;      /* 1 / lambda_max(A) of the overlay */
     /* flood-json reference for the same overlay and adapters */
     uint64_t flood_bytes, flood_messages;
     uint32_t flood_rounds;

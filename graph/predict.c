@@ -7,6 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Fitted C per topology (docs/calibration.md) */
+static const double fitted_c[] = {
+    [GRAPH_ER] = 0.5782, [GRAPH_WS] = 0.3860, [GRAPH_BA] = 1.3098,
+};
+
+double graph_predict_c(enum graph_topology t)
+{
+    if ((unsigned)t >= sizeof(fitted_c) / sizeof(fitted_c[0]))
+        return GRAPH_PREDICT_C_DEFAULT;
+    return fitted_c[t];
+}
+
 double graph_predict_rounds(uint32_t n, double lambda2, double c)
 {
     if (!(lambda2 > 0))
@@ -73,6 +85,17 @@ int graph_analyze(const struct graph *g, const struct graph_analysis_opts *o,
         return rc;
     a->prediction_c = o->c > 0 ? o->c : GRAPH_PREDICT_C_DEFAULT;
     a->prediction_c_calibrated = o->c > 0 && o->c_calibrated;
+    a->c_given = o->c > 0;
+    a->predicted_rounds_uncalibrated = graph_predict_rounds(a->n, a->lambda2, GRAPH_PREDICT_C_DEFAULT);
     a->predicted_rounds = graph_predict_rounds(a->n, a->lambda2, a->prediction_c);
     return 0;
+}
+
+void graph_analysis_calibrate(struct graph_analysis *a, enum graph_topology t)
+{
+    if (a->c_given)
+        return;
+    a->prediction_c = graph_predict_c(t);
+    a->prediction_c_calibrated = true;
+    a->predicted_rounds = graph_predict_rounds(a->n, a->lambda2, a->prediction_c);
 }

@@ -2,9 +2,12 @@
  * spectral gap, Cheeger interval, sweep conductance, epidemic threshold and
  * the predicted rounds of push–pull diffusion.
  *
- * Prediction: t ≈ C · ln n / λ₂ (λ₂ of L = D − A). C is per topology and is
- * to be fitted from simulator runs; until a caller passes a fitted value,
- * GRAPH_PREDICT_C_DEFAULT (= 1, uncalibrated) is used and reported as such.
+ * Prediction: t ≈ C · ln n / λ₂ (λ₂ of L = D − A). C is per topology, fitted
+ * by least squares from `plora sim` runs (docs/calibration.md: data, fit,
+ * residuals): graph_predict_c(topology). A caller that knows the topology
+ * applies it with graph_analysis_calibrate; otherwise GRAPH_PREDICT_C_DEFAULT
+ * (= 1, uncalibrated) is used and reported as such.
+ * predicted_rounds_uncalibrated is always C = 1.
  * Lower bound for any neighbour-to-neighbour gossip: the source's eccentricity.
  */
 #ifndef PLORA_GRAPH_PREDICT_H
@@ -17,6 +20,10 @@
 #include "structure.h"
 
 #define GRAPH_PREDICT_C_DEFAULT 1.0
+
+/* The fitted C of topology t (docs/calibration.md); GRAPH_PREDICT_C_DEFAULT
+ * for an unknown t. */
+double graph_predict_c(enum graph_topology t);
 
 /* C · ln n / λ₂; +INFINITY when λ₂ <= 0 (disconnected: never covers). */
 double graph_predict_rounds(uint32_t n, double lambda2, double c);
@@ -45,6 +52,8 @@ struct graph_analysis {
     double prediction_c;
     bool prediction_c_calibrated;
     double predicted_rounds;    /* +INFINITY when disconnected */
+    double predicted_rounds_uncalibrated;   /* the same with C = 1 */
+    bool c_given;               /* o->c > 0: graph_analysis_calibrate keeps it */
     const char *solver;         /* "dense-dsyevr" or "lanczos" */
 };
 
@@ -52,5 +61,10 @@ struct graph_analysis {
  * GRAPH_E_NOMEM, GRAPH_E_NOCONV, GRAPH_E_LAPACK. */
 int graph_analyze(const struct graph *g, const struct graph_analysis_opts *o,
                   struct graph_analysis *out, struct graph_diag *d);
+
+/* After graph_analyze with o->c = 0: use the fitted C of topology t
+ * (prediction_c, prediction_c_calibrated = true, predicted_rounds). An
+ * analysis with a caller's C (o->c > 0) is left as it is. */
+void graph_analysis_calibrate(struct graph_analysis *a, enum graph_topology t);
 
 #endif

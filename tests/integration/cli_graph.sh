@@ -22,7 +22,7 @@ rc=$?
 want='["cheeger","components","diameter","lambda2","lambda2_normalized","m","n","predicted_rounds","seed","sweep_conductance","topology"]'
 got=$(jq -c '[keys[] | select(IN("topology","n","m","seed","components","diameter","lambda2","lambda2_normalized","cheeger","sweep_conductance","predicted_rounds"))] | sort' "$tmp/ws.json")
 if [ $rc -eq 0 ] && [ "$got" = "$want" ] && [ "$(wc -l <"$tmp/ws.json")" -eq 1 ] &&
-   jq -e '.prediction_c == 1 and .prediction_c_source == "uncalibrated" and (.cheeger|length) == 2
+   jq -e '.prediction_c == 0.386 and .prediction_c_source == "calibrated" and (.cheeger|length) == 2
           and .topology == "ws" and .n == 300 and .m == 900 and .seed == 7
           and (.eccentricity_bound|type) == "number" and (.epidemic_threshold|type) == "number"' \
           "$tmp/ws.json" >/dev/null; then ok; else bad "json fields: rc=$rc got=$got"; fi
@@ -48,7 +48,9 @@ assert abs(l2 - rep["lambda2"]) <= 1e-8 * l2, (l2, rep["lambda2"])
 Ln = nx.normalized_laplacian_matrix(G).toarray().astype(float)
 l2n = np.linalg.eigvalsh(Ln)[1]
 assert abs(l2n - rep["lambda2_normalized"]) <= 1e-8 * l2n, (l2n, rep["lambda2_normalized"])
-assert abs(rep["predicted_rounds"] - math.log(n) / l2) <= 1e-8 * rep["predicted_rounds"]
+assert abs(rep["predicted_rounds"] - rep["prediction_c"] * math.log(n) / l2) <= 1e-8 * rep["predicted_rounds"]
+assert abs(rep["predicted_rounds_uncalibrated"] - math.log(n) / l2) <= 1e-8 * rep["predicted_rounds_uncalibrated"]
+assert rep["prediction_c_source"] == "calibrated" and rep["prediction_c"] != 1.0
 lmax = max(np.linalg.eigvalsh(nx.to_numpy_array(G)))
 assert abs(rep["epidemic_threshold"] - 1 / lmax) <= 1e-8 / lmax
 lo, hi = rep["cheeger"]

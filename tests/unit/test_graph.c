@@ -1,5 +1,6 @@
 /* tests/unit/test_graph.c: CSR building, rng, components, BFS, diameter,
- * joining components. */
+ * joining components, the calibrated diffusion prediction. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "graph.h"
+#include "predict.h"
 #include "rng.h"
 #include "structure.h"
 
@@ -237,6 +239,45 @@ static void test_connect_exact(void **state)
     graph_free(c);
 }
 
+/* Path P_n: lambda2(L) = 2 - 2 cos(pi / n) exactly. The uncalibrated
+ * prediction is ln n / lambda2; calibrating applies the fitted C of the
+ * topology (docs/calibration.md), which is positive, not the placeholder 1
+ * for all three, and differs between topologies; a caller's C is kept. */
+static void test_predict_calibrated(void **state)
+{
+    struct graph *g = path(12);
+    struct graph_analysis_opts o = { .source = 0, .seed = 1 };
+    struct graph_analysis a;
+    struct graph_diag d;
+    double l2 = 2 - 2 * cos(M_PI / 12), base = log(12.0) / l2;
+
+    (void)state;
+    assert_int_equal(graph_analyze(g, &o, &a, &d), 0);
+    assert_true(fabs(a.lambda2 - l2) < 1e-9);
+    assert_true(fabs(a.predicted_rounds_uncalibrated - base) < 1e-6);
+    assert_true(fabs(a.predicted_rounds - base) < 1e-6);
+    assert_false(a.prediction_c_calibrated);
+    for (int t = GRAPH_ER; t <= GRAPH_BA; t++) {
+        struct graph_analysis b = a;
+        double c = graph_predict_c((enum graph_topology)t);
+        assert_true(c > 0.05 && c < 20);
+        graph_analysis_calibrate(&b, (enum graph_topology)t);
+        assert_true(b.prediction_c_calibrated);
+        assert_true(b.prediction_c == c);
+        assert_true(fabs(b.predicted_rounds - c * base) < 1e-6);
+        assert_true(fabs(b.predicted_rounds_uncalibrated - base) < 1e-6);
+    }
+    assert_true(graph_predict_c(GRAPH_ER) != graph_predict_c(GRAPH_WS));
+    assert_true(graph_predict_c(GRAPH_WS) != graph_predict_c(GRAPH_BA));
+    assert_true(graph_predict_c((enum graph_topology)7) == GRAPH_PREDICT_C_DEFAULT);
+    o.c = 3;
+    o.c_calibrated = true;
+    assert_int_equal(graph_analyze(g, &o, &a, &d), 0);
+    graph_analysis_calibrate(&a, GRAPH_ER);
+    assert_true(a.prediction_c == 3 && fabs(a.predicted_rounds - 3 * base) < 1e-6);
+    graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_diameter_bounds),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_connect_exact),
+        cmocka_unit_test(test_predict_calibrated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
