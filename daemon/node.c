@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -504,11 +506,13 @@ static int node_setup(struct node *n, struct dmn_diag *d)
     snprintf(n->self_hex, sizeof(n->self_hex), "%s", key_id(n->trust->key));
     if ((rc = handles_start(n)) != 0)
         return dmn_fail(d, rc, "libuv timers or signal handlers could not start");
-    if ((rc = store_open(&n->store, c->data, d)) != 0 || (rc = audit_start(n, d)) != 0 ||
+    /* The audit log's flock comes first: a second daemon on the same data
+     * dir stops there, before store_open clears temp files it may own. */
+    if (mkdir(c->data, 0700) != 0 && errno != EEXIST)
+        return dmn_fail(d, DMN_E_IO, "data dir %s: %s", c->data, strerror(errno));
+    if ((rc = audit_start(n, d)) != 0 || (rc = store_open(&n->store, c->data, d)) != 0 ||
         (rc = publish_all(n, d)) != 0)
         return rc;
-    if ((n->chunk_buf = malloc(c->chunk_size ? c->chunk_size : 256u << 10)) == NULL)
-        return dmn_fail(d, DMN_E_NOMEM, "chunk buffer");
     if ((rc = node_transport_start(n, d)) != 0 || (rc = engine_start(n, d)) != 0)
         return rc;
     if (c->http != NULL && c->http[0] != '\0' && (rc = http_start(&n->http, c->http, d)) != 0)
@@ -597,7 +601,6 @@ void node_free(struct node *n)
     free(n->dials);
     free(n->gone);
     free(n->dirty_bases);
-    free(n->chunk_buf);
     free(n);
 }
 

@@ -27,6 +27,7 @@
 #define NODE_GRACE_ROUNDS 2u       /* a non-neighbour connection lives this long (PEERS) */
 #define NODE_LONELY_ROUNDS 2u      /* no authenticated peer this long: dial joins and members */
 #define NODE_SEND_CHUNKS 2u        /* CHUNK frames queued per connection at most */
+#define NODE_DUP_HOLD_MS 300u      /* a stream waits this long on a connection a crossing dial would replace */
 #define NODE_KEY_BANS 64u          /* key ids with strikes remembered */
 
 struct send_job {                  /* one adapter streamed to one connection */
@@ -45,8 +46,10 @@ struct peer {                      /* one transport connection */
     bool authed;
     msg_id key;
     char dial_addr[NODE_ADDR_MAX]; /* "" for inbound */
-    uint64_t authed_round;
+    uint64_t authed_round, authed_ms;
     struct send_job *sends, *sends_tail;
+    uint64_t sent_bytes;           /* adapter bytes queued as CHUNKs on this connection */
+    uint32_t sent_adapters;        /* SEND_ADAPTER jobs started (MANIFEST sent) */
 };
 
 struct vote_seen {                 /* a kept vote: (key, verdict) */
@@ -113,7 +116,6 @@ struct node {
     uint32_t jobs_inflight;
     struct jobs_vote *cur_vote;     /* the vote being fed (for its AUDIT) */
     bool hash_strike_local;         /* DISCARD of a local write failure in this batch */
-    uint8_t *chunk_buf;             /* one CHUNK's data, reused by every paced send */
     /* peers, adapters */
     struct peer **peers;
     size_t n_peers;

@@ -2,12 +2,28 @@
  * engine, paced adapter streaming, the overlay (whom to dial), key strikes.
  *
  * Streaming: a SEND_ADAPTER becomes a send_job on its connection (FIFO, one
- * adapter after another): MANIFEST, then CHUNKs read with pread into one
- * node-wide buffer and queued with transport_send2, never more than
- * NODE_SEND_CHUNKS per connection, so an adapter of any size costs about
- * (NODE_SEND_CHUNKS + 1) x chunk_size of memory. The transport calls
- * on_writable only after its queue crossed half of queue_max, which paced
- * sends never reach, so a 2 ms pump timer runs while some send waits.
+ * adapter after another): MANIFEST, then CHUNKs, each read with pread
+ * straight into its own frame buffer after MSG_CHUNK_HEAD_MAX bytes, its
+ * head written just before the data, and handed to transport_send_at (no
+ * copy in user space). At most NODE_SEND_CHUNKS chunk frames are queued per
+ * connection, so an adapter of any size costs about NODE_SEND_CHUNKS x
+ * chunk_size of memory per connection. Pacing: the transport calls
+ * on_writable when its queue falls to half of queue_max after being above
+ * it; when NODE_SEND_CHUNKS frames fill more than half of queue_max (1 MiB
+ * chunks, 4 MiB queue) that drives the stream. Otherwise (small chunks) the
+ * queue never crosses half, and a PUMP_MS timer refills it while some send
+ * waits.
+ *
+ * Crossing dials: when both ends dial at once, the engine keeps the
+ * connection dialled by the smaller key id and closes the other
+ * (proto/gossip.c duplicate_loser), then the peer WANTs again on the
+ * survivor. A stream started on the doomed connection in between is wasted
+ * (on loopback tens of MB reach the socket buffers in that time, counted in
+ * bytes_out but never read, and the receiver rewrites what it got). So an
+ * adapter is not started on a connection dialled by the larger key id while
+ * the other end is expected to dial (an overlay neighbour, or a dial of ours
+ * to that key is pending), for at most NODE_DUP_HOLD_MS after its handshake:
+ * the pump timer retries meanwhile.
  *
  * Overlay: see overlay.h. The node dials its neighbours with larger key
  * ids, keeps the --join dials until one neighbour is authenticated, and
@@ -135,7 +151,9 @@ static void on_down(void *ctx, uint32_t conn, int code, const char *why)
     if (p == NULL)
         return;
     if (p->authed) {
-        log_info("PEER-DOWN", "peer=%.8s addr=%s %s", p->info.id, p->info.addr, why);
+        log_info("PEER-DOWN", "peer=%.8s addr=%s conn=%" PRIu32 " sent_adapters=%" PRIu32
+                 " sent_bytes=%" PRIu64 " %s", p->info.id, p->info.addr, conn, p->sent_adapters,
+                 p->sent_bytes, why);
         node_audit_peer(n, p->info.id, p->info.addr, "down", why != NULL ? why : "");
         node_publish(n, false);
     }
@@ -229,6 +247,9 @@ static int send_start(struct node *n, struct peer *p, struct send_job *sj)
         goto out;
     rc = transport_send(n->t, p->conn, f, fn);
     f = NULL;   /* the transport's */
+    p->sent_adapters++;
+    log_debug("SEND-ADAPTER", "peer=%.8s conn=%" PRIu32 " id=%.16s from=%" PRIu64 " size=%" PRIu64,
+              p->info.id, p->conn, sj->hex, sj->off, sj->size);
 out:
     if (rc != 0)
         log_warn("SEND-ADAPTER-FAILED", "peer=%.8s id=%s: %s", p->info.id, sj->hex,
@@ -239,13 +260,13 @@ out:
     return rc;
 }
 
-/* Read [off, off + len) of the adapter into the chunk buffer. */
-static int read_chunk(struct node *n, struct send_job *sj, size_t len)
+/* Read len bytes at sj->off of the adapter into dst. */
+static int read_chunk(struct send_job *sj, uint8_t *dst, size_t len)
 {
     size_t got = 0;
 
     while (got < len) {
-        ssize_t r = pread(sj->fd, n->chunk_buf + got, len - got, (off_t)(sj->off + got));
+        ssize_t r = pread(sj->fd, dst + got, len - got, (off_t)(sj->off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -258,32 +279,76 @@ static int read_chunk(struct node *n, struct send_job *sj, size_t len)
     return 0;
 }
 
-/* Queue CHUNKs of the head job while room; returns 1 when blocked, 0 when
- * the job is finished, -1 when it failed. */
+/* One CHUNK of len bytes at sj->off, zero copy: data read after
+ * MSG_CHUNK_HEAD_MAX bytes, head written just before it. Returns
+ * transport_send_at's code, or -1 when the read or the head failed. */
+static int send_one(struct node *n, struct peer *p, struct send_job *sj, size_t len)
+{
+    uint8_t head[MSG_CHUNK_HEAD_MAX], *buf = malloc(MSG_CHUNK_HEAD_MAX + len);
+    size_t hn;
+
+    if (buf == NULL || read_chunk(sj, buf + MSG_CHUNK_HEAD_MAX, len) != 0 ||
+        msg_chunk_head(head, sizeof(head), &hn, sj->id, sj->off, len) != 0) {
+        free(buf);
+        return -1;
+    }
+    memcpy(buf + MSG_CHUNK_HEAD_MAX - hn, head, hn);
+    return transport_send_at(n->t, p->conn, buf, MSG_CHUNK_HEAD_MAX - hn, hn + len);
+}
+
+/* Queue CHUNKs of the head job while fewer than NODE_SEND_CHUNKS frames are
+ * queued; returns 1 when blocked, 0 when the job is finished, -1 when it
+ * failed (connection gone: on_down frees the rest). */
 static int send_chunks(struct node *n, struct peer *p, struct send_job *sj)
 {
-    size_t frame = (size_t)sj->chunk + MSG_CHUNK_HEAD_MAX;
-    uint8_t head[MSG_CHUNK_HEAD_MAX];
-    size_t hn, len;
+    size_t frame = (size_t)sj->chunk + MSG_CHUNK_HEAD_MAX, len;
     int rc;
 
     while (sj->off < sj->size) {
         if (transport_queued(n->t, p->conn) + frame > NODE_SEND_CHUNKS * frame)
             return 1;
         len = sj->size - sj->off < sj->chunk ? (size_t)(sj->size - sj->off) : sj->chunk;
-        if (read_chunk(n, sj, len) != 0 ||
-            msg_chunk_head(head, sizeof(head), &hn, sj->id, sj->off, len) != 0)
-            return -1;
-        if ((rc = transport_send2(n->t, p->conn, head, hn, n->chunk_buf, len)) == DMN_E_RANGE)
-            return 1;
+        if ((rc = send_one(n, p, sj, len)) == DMN_E_RANGE)
+            return 1;   /* the chunk is re-read on the next pump */
         if (rc != 0)
-            return -1;   /* connection gone: on_down frees the rest */
+            return -1;
         sj->off += len;
+        p->sent_bytes += len;
     }
     return 0;
 }
 
 static void pump_timer_cb(uv_timer_t *h);
+
+/* Blocked: on_writable follows if the queue is above half of queue_max,
+ * else run the pump timer. */
+static void pump_wait(struct node *n, struct peer *p)
+{
+    if (transport_queued(n->t, p->conn) > n->cfg->write_queue_bytes / 2 || n->pumping)
+        return;
+    if (uv_timer_start(&n->pump_timer, pump_timer_cb, PUMP_MS, PUMP_MS) == 0)
+        n->pumping = true;
+}
+
+/* A dial of ours to p's key that has not come up (yet): p is not it. */
+static bool dial_pending(const struct node *n, const struct peer *p)
+{
+    for (size_t i = 0; i < n->n_dials; i++)
+        if (n->dials[i].has_key && memcmp(n->dials[i].key, p->key, MSG_ID_LEN) == 0 &&
+            strcmp(n->dials[i].addr, p->dial_addr) != 0)
+            return true;
+    return false;
+}
+
+/* true while p may still be replaced by a crossing dial (see the top). */
+static bool dup_hold(const struct node *n, const struct peer *p)
+{
+    bool small_dialled = p->info.outbound == (memcmp(n->self, p->key, MSG_ID_LEN) < 0);
+
+    if (!p->authed || small_dialled || node_now(n) - p->authed_ms >= NODE_DUP_HOLD_MS)
+        return false;
+    return overlay_is_neighbour(&n->ov, p->key) || dial_pending(n, p);
+}
 
 void node_pump(struct node *n, struct peer *p)
 {
@@ -291,13 +356,20 @@ void node_pump(struct node *n, struct peer *p)
     int rc;
 
     while ((sj = p->sends) != NULL) {
-        if (sj->fd < 0 && send_start(n, p, sj) != 0)
-            rc = -1;
-        else if ((rc = send_chunks(n, p, sj)) == 1) {
+        if (sj->fd < 0 && dup_hold(n, p)) {
             if (!n->pumping && uv_timer_start(&n->pump_timer, pump_timer_cb, PUMP_MS, PUMP_MS) == 0)
                 n->pumping = true;
             return;
         }
+        if (sj->fd < 0 && send_start(n, p, sj) != 0)
+            rc = -1;
+        else if ((rc = send_chunks(n, p, sj)) == 1) {
+            pump_wait(n, p);
+            return;
+        }
+        if (rc == 0)
+            log_debug("SEND-ADAPTER-DONE", "peer=%.8s conn=%" PRIu32 " id=%.16s bytes=%" PRIu64,
+                      p->info.id, p->conn, sj->hex, sj->size);
         p->sends = sj->next;
         if (p->sends == NULL)
             p->sends_tail = NULL;
@@ -305,6 +377,7 @@ void node_pump(struct node *n, struct peer *p)
     }
 }
 
+/* Every PUMP_MS while some send waits without an on_writable to come. */
 static void pump_timer_cb(uv_timer_t *h)
 {
     struct node *n = h->data;
@@ -313,7 +386,10 @@ static void pump_timer_cb(uv_timer_t *h)
     for (size_t i = 0; i < n->n_peers; i++) {
         if (n->peers[i]->sends != NULL)
             node_pump(n, n->peers[i]);
-        waiting = waiting || n->peers[i]->sends != NULL;
+        waiting = waiting || (n->peers[i]->sends != NULL &&
+                              (n->peers[i]->sends->fd < 0 ||
+                               transport_queued(n->t, n->peers[i]->conn) <=
+                                   n->cfg->write_queue_bytes / 2));
     }
     if (!waiting) {
         uv_timer_stop(&n->pump_timer);
@@ -493,6 +569,7 @@ void node_peer_authed(struct node *n, uint32_t conn, const uint8_t key[MSG_ID_LE
     memcpy(p->key, key, MSG_ID_LEN);
     hex_encode(key, MSG_ID_LEN, p->info.id);
     p->authed_round = gossip_round(n->g);
+    p->authed_ms = node_now(n);
     if (p->dial_addr[0] != '\0' && (dl = dial_find(n, p->dial_addr)) != NULL) {
         dl->failing = false;
         dl->has_key = true;

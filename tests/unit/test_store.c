@@ -409,6 +409,63 @@ static void test_hash_mismatch(void **state)
 
 /* ---- resume ---- */
 
+/* The digest kept while writing (store_release leaves it for store_verify)
+ * must never vouch for bytes that changed after it was taken: a rewrite of
+ * held bytes with other values, and the file edited on disk after release,
+ * both fall back to a full hash and fail. The untouched case passes without
+ * that fallback and must still land the adapter. */
+static void test_incremental_hash(void **state)
+{
+    struct fx *fx = *state;
+    struct dmn_diag d = { 0 };
+    struct store *s = NULL;
+    char path[1024];
+    uint8_t x = 0;
+    int fd;
+
+    EXPECT(store_open(&s, fx->data, &d), 0);
+    snprintf(path, sizeof(path), "%s/partial/%s/adapter_model.safetensors", fx->data, FIX_ID);
+    for (int c = 0; c < 3; c++) {
+        EXPECT(store_begin(s, FIX_ID, "x", fx->st.n, NULL, 0, NULL, 0, &d), 0);
+        write_chunks(s, FIX_ID, &fx->st, 0, fx->st.n);
+        if (c == 1) {   /* rewrite the first 4 held bytes with other values */
+            uint8_t other[4] = { (uint8_t)~fx->st.p[0], (uint8_t)~fx->st.p[1],
+                                 (uint8_t)~fx->st.p[2], (uint8_t)~fx->st.p[3] };
+            int got = store_write(s, FIX_ID, 0, other, sizeof(other), &d);
+            if (got != 0 && got != DMN_E_RANGE)
+                fail_msg("rewrite of held bytes: %s (%s)", dmn_err_name(got), d.msg);
+        }
+        store_release(s, FIX_ID);
+        if (c == 2) {   /* edit the file behind the store's back after release */
+            assert_true((fd = open(path, O_RDWR)) >= 0);
+            assert_int_equal(pread(fd, &x, 1, (off_t)(fx->st.n / 3)), 1);
+            x ^= 0x01;
+            assert_int_equal(pwrite(fd, &x, 1, (off_t)(fx->st.n / 3)), 1);
+            close(fd);
+        }
+        int got = store_verify(fx->data, FIX_ID, &d);
+        if (c == 0) {
+            if (got != 0)
+                fail_msg("untouched partial: %s (%s)", dmn_err_name(got), d.msg);
+            EXPECT(store_refresh(s, FIX_ID, &d), 0);
+            assert_true(exists("%s/adapters/%s/adapter_model.safetensors", fx->data, FIX_ID));
+            store_free(s);   /* start the next cases from an empty store */
+            s = NULL;
+            snprintf(path, sizeof(path), "rm -rf '%s/adapters/%s'", fx->data, FIX_ID);
+            assert_int_equal(system(path), 0);
+            EXPECT(store_open(&s, fx->data, &d), 0);
+            snprintf(path, sizeof(path), "%s/partial/%s/adapter_model.safetensors", fx->data,
+                     FIX_ID);
+        } else if (got != DMN_E_HASH) {
+            fail_msg("case %d: got %s, want DMN_E_HASH (%s)", c, dmn_err_name(got), d.msg);
+        } else {
+            EXPECT(store_refresh(s, FIX_ID, &d), 0);
+            assert_false(exists("%s/adapters/%s", fx->data, FIX_ID));
+        }
+    }
+    store_free(s);
+}
+
 static void test_resume(void **state)
 {
     struct fx *fx = *state;
@@ -665,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_begin_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_repairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_junk_names, setup, teardown),
