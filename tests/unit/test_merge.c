@@ -670,6 +670,59 @@ static void test_half_inputs(void **state)
 }
 
 
+/* Inputs are read through a 128 KiB staging buffer: an A longer than it
+ * (read in pieces), a B of many short rows (read a whole number of rows at
+ * a time, with a remainder) and an F32 factor at an odd address must come
+ * out exactly (exact merge: the output is the scaled concatenation). */
+static void test_staged_reads(void **state)
+{
+    struct fac f = make_fac(7001, 6007, 3);           /* A: 144 KiB of F64; B: 7001 rows of 24 bytes */
+    size_t nb = 5 * 9001 * 4 + 1;
+    unsigned char *raw = malloc(2 * nb);              /* F32 pair, both at odd addresses */
+    struct merge_factor x[2] = { mf("m", &f, 2.0),
+                                 { "n", 9001, 9001, 5, 1.0, SAFETENSORS_F32, raw + 1, raw + nb + 1 } };
+    struct merge_input in = { x, 2, 0.5, NAN };
+    struct merge_opts o = { .threads = 2 };
+    struct merge *m;
+    double *A = malloc(6007 * 5 * sizeof(double) + 9001 * 5 * sizeof(double)), *B = A + 6007 * 5;
+    float v;
+
+    (void)state;
+    assert_non_null(raw);
+    assert_non_null(A);
+    for (size_t j = 0; j < 2 * 5 * 9001; j++) {
+        v = (float)urand();
+        memcpy(raw + 1 + (j < 5 * 9001 ? 4 * j : nb + 4 * (j - 5 * 9001)), &v, 4);
+    }
+    m = must_merge(&in, 1, &o);
+    assert_int_equal(merge_summary(m)->rank_out, 5);
+    assert_int_equal(merge_factors(m, 0, B, A, NULL), 0);   /* "m": K = 5 > r = 3, zero-padded */
+    for (size_t k = 0; k < 3 * 6007; k++)
+        if (A[k] != f.A[k])
+            fail_msg("m: A[%zu] = %.17g, want %.17g", k, A[k], f.A[k]);
+    for (size_t o2 = 0; o2 < 7001; o2++)
+        for (size_t j = 0; j < 5; j++)
+            if (B[o2 * 5 + j] != (j < 3 ? 0.5 * 2.0 * f.B[o2 * 3 + j] : 0.0))
+                fail_msg("m: B[%zu][%zu] = %.17g", o2, j, B[o2 * 5 + j]);
+    free(A);
+    A = malloc(2 * 5 * 9001 * sizeof(double));
+    B = A + 5 * 9001;
+    assert_non_null(A);
+    assert_int_equal(merge_factors(m, 1, B, A, NULL), 0);
+    for (size_t k = 0; k < 5 * 9001; k++) {
+        memcpy(&v, raw + 1 + 4 * k, 4);
+        if (A[k] != (double)v)
+            fail_msg("n: A[%zu] = %.17g, want %.17g", k, A[k], (double)v);
+        memcpy(&v, raw + nb + 1 + 4 * k, 4);
+        if (B[k] != 0.5 * (double)v)
+            fail_msg("n: B[%zu] = %.17g, want %.17g", k, B[k], 0.5 * (double)v);
+    }
+    free(A);
+    merge_free(m);
+    free(raw);
+    free_fac(&f);
+}
+
 /* The certificate replays: options and weights read back from it give a
  * merge that passes certificate_check; each tampered field fails, named. */
 static void test_certificate(void **state)
@@ -868,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_distilbert_dense),
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_half_inputs),
+        cmocka_unit_test(test_staged_reads),
         cmocka_unit_test(test_certificate),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_single_pass_same_bytes),
