@@ -9,6 +9,7 @@ pkgs=(
   libuv1-dev libssl-dev openssl libmsgpack-dev libopenblas-dev liblapacke-dev
   libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
   gnuplot-nox python3 python3-numpy python3-networkx python3-scipy jq iproute2
+  systemd yamllint
 )
 
 missing=()
