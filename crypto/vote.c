@@ -497,7 +497,7 @@ static int get_int(const json_t *o, const char *name, long long lo, long long hi
 
 static int get_hex(const json_t *o, const char *name, char out[65], struct crypto_diag *d)
 {
-    const char *s;
+    const char *s = NULL;
     int rc;
 
     if ((rc = get_str(o, name, 64, &s, d)) != 0)
@@ -510,7 +510,7 @@ static int get_hex(const json_t *o, const char *name, char out[65], struct crypt
 
 static int get_sig(const json_t *o, const char *name, struct vote *v, struct crypto_diag *d)
 {
-    const char *s;
+    const char *s = NULL;
     int rc;
 
     if ((rc = get_str(o, name, b64_encoded_len(SIG_MAX_LEN), &s, d)) != 0)
@@ -574,8 +574,8 @@ static int check_members(const json_t *o, struct crypto_diag *d)
 static int parse_plorad(const json_t *o, struct vote *v, struct crypto_diag *d)
 {
     const json_t *reasons = json_object_get(o, "reasons"), *r;
-    const char *s;
-    long long ts;
+    const char *s = NULL;
+    long long ts = 0;
     size_t i;
     int rc;
 
@@ -645,7 +645,7 @@ int vote_parse_attestation(const void *line, size_t n, struct vote **out, struct
     struct vote *v = NULL;
     const char *domain;
     char adapter[65];
-    long long id, ts;
+    long long id = 0, ts = 0;
     int rc;
 
     *out = NULL;
