@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "adapter.h"
 #include "audit_verify.h"
@@ -37,7 +38,8 @@ static void usage(FILE *f)
             "  --head COUNT:HASH  the log must still hold line COUNT with SHA-256 HASH\n"
             "                     (catches truncation and edits of the last lines)\n"
             "  --store DIR        recompute each merge from the adapter store: DIR/<id>/ per\n"
-            "                     adapter, certificate.json in the merge output's directory\n"
+            "                     adapter, certificate.json in the merge output's directory;\n"
+            "                     or plorad's data dir (DIR/adapters/<id>/, DIR/merged/<id>/)\n"
             "exit: 0 ok, 1 tampered, 2 usage/unreadable input, 3 torn tail\n"
             "reasons: blank_line crlf_line_ending malformed_json bad_record prev_hash_mismatch\n"
             "  checkpoint_mismatch checkpoint_signer_unknown bad_checkpoint_signature bad_vote\n"
@@ -124,15 +126,33 @@ static bool near(double a, double b)
     return fabs(a - b) <= REPLAY_REL * fmax(1.0, fmax(fabs(a), fabs(b)));
 }
 
+/* Directory of adapter or merge output `id` under a store given as
+ * --store: DIR/<id>/ (a flat store), else plorad's data dir layout,
+ * DIR/adapters/<id>/ for adapters and DIR/merged/<id>/ for merge outputs.
+ * The flat name is used (and named in messages) when none exists. */
+static void entry_dir(const char *store, const char *id, char *out, size_t cap)
+{
+    static const char *const sub[] = { "", "adapters/", "merged/" };
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+        snprintf(out, cap, "%s/%s%s", store, sub[i], id);
+        if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+            return;
+    }
+    snprintf(out, cap, "%s/%s", store, id);
+}
+
 /* 0: the file hashes to `id`; 1: it does not (why says so); <0: unreadable. */
 static int file_is(const char *dir, const char *id, const char *name, const char *want,
                    char *why, size_t cap)
 {
-    char path[4096], hex[SHA256_HEX_LEN + 1];
+    char path[4096], hex[SHA256_HEX_LEN + 1], ed[3072];
     struct crypto_diag d = {0};
     uint8_t h[SHA256_LEN];
 
-    snprintf(path, sizeof(path), "%s/%s/%s", dir, id, name);
+    entry_dir(dir, id, ed, sizeof(ed));
+    snprintf(path, sizeof(path), "%s/%s", ed, name);
     if (sha256_file(path, h, NULL, &d) != 0) {
         snprintf(why, cap, "%s", d.msg);
         return CRYPTO_E_AUDIT_REPLAY;
@@ -176,7 +196,7 @@ static int replay_input(struct replay *rp, size_t k, const char *id, char *why, 
     }
     if ((rc = file_is(rp->store, id, "adapter_model.safetensors", id, why, cap)) != 0)
         return rc;
-    snprintf(dir, sizeof(dir), "%s/%s", rp->store, id);
+    entry_dir(rp->store, id, dir, sizeof(dir));
     if (adapter_open(&rp->ad[k], dir, &fd) != 0 ||
         merge_factors_from_adapter(rp->ad[k], &rp->fac[k], &nf, &fd) != 0) {
         snprintf(why, cap, "%s: %s", dir, fd.msg);
@@ -245,7 +265,8 @@ static int replay_merge(void *ctx, const struct audit_record *r, uint64_t line, 
     span_str(r->certificate, cert_sha, sizeof(cert_sha));
     if ((rc = file_is(rp.store, out, CERTIFICATE_NAME, cert_sha, why, cap)) != 0)
         return rc;
-    snprintf(path, sizeof(path), "%s/%s/%s", rp.store, out, CERTIFICATE_NAME);
+    entry_dir(rp.store, out, path, sizeof(path) - sizeof("/" CERTIFICATE_NAME));
+    strcat(path, "/" CERTIFICATE_NAME);
     rp.ad = calloc(rp.n, sizeof(*rp.ad));
     rp.fac = calloc(rp.n, sizeof(*rp.fac));
     rp.in = calloc(rp.n, sizeof(*rp.in));

@@ -126,9 +126,12 @@ for topo in ws er ba; do
     if [ -s "$out/coverage.png" ] && [ -s "$out/coverage.svg" ] &&
        [ "$(head -c 4 "$out/coverage.png" | tail -c 3)" = "PNG" ] && grep -q "<svg" "$out/coverage.svg"
     then ok; else bad "$topo: coverage.png / coverage.svg missing or empty"; fi
-    for i in 0 1 2 3 4 5 6 7; do   # the audit logs verify by hand as well
-        "$PLORA" verify-log "$out/nodes/$i/audit.jsonl" --keyring "$out/keyring" >/dev/null ||
-            bad "$topo node $i: verify-log"
+    for i in 0 1 2 3 4 5 6 7; do   # the audit logs verify by hand as well, merges replayed
+        # straight from the node's data dir (adapters/ and merged/ as plorad lays them out)
+        "$PLORA" verify-log "$out/nodes/$i/audit.jsonl" --keyring "$out/keyring" \
+            --store "$out/nodes/$i" --json >"$tmp/vl.json" &&
+            jq -e '.ok and .merges_replayed == .merges and .merges >= 1' "$tmp/vl.json" >/dev/null ||
+            bad "$topo node $i: verify-log --store on the data dir: $(cat "$tmp/vl.json")"
     done
     left=0
     for f in "$out"/nodes/*/ready.json; do
