@@ -258,7 +258,10 @@ static int set_probe_key(struct ctx *c, const char *k, yaml_node_t *v)
     }
     if (strcmp(k, "accept_exit_codes") != 0)
         return fail_at(c, v, "probe: unknown key \"%.60s\"%s", k, " (argv, timeout_s, accept_exit_codes)");
-    if ((rc = get_ints(c, v, "probe.accept_exit_codes", 0, 255, &codes, &n)) == 0) {
+    if ((rc = get_ints(c, v, "probe.accept_exit_codes", 0, 255, &codes, &n)) == 0 && n == 0)
+        rc = fail_at(c, v, "%s: %s", "probe.accept_exit_codes",
+                     "empty list: no exit code could pass (omit the key for [0])");
+    if (rc == 0) {
         free(pr->accept);
         if ((pr->accept = calloc(n + 1, sizeof(int))) == NULL)
             rc = fusion_fail(c->d, FUSION_E_NOMEM, 0, "no memory for probe");
