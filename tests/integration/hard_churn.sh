@@ -82,33 +82,7 @@ bigids=()
 for k in $(seq 1 "$BIG"); do
   p=$(( RANDOM % N )) d="$T/big$k"
   mkdir -p "$d"
-  "$PY" - "$d" "$BIG_MIB" <<'PY' || die "could not write synthetic adapter $k"
-import json, os, struct, sys
-d, layers = sys.argv[1], int(sys.argv[2])
-r, width = 8, 16384
-header, off = {}, 0
-for i in range(layers):
-    for part, shape in (("lora_A", [r, width]), ("lora_B", [width, r])):
-        n = 4 * shape[0] * shape[1]
-        header["base_model.model.layers.%d.q_proj.%s.weight" % (i, part)] = {
-            "dtype": "F32", "shape": shape, "data_offsets": [off, off + n]}
-        off += n
-h = json.dumps(header, separators=(",", ":")).encode()
-h += b" " * (-len(h) % 8)
-top = bytes((0x3c | (b & 0x80)) for b in range(256))   # finite, |x| in [2^-7, 2^-5)
-with open(os.path.join(d, "adapter_model.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h)
-    left = off
-    while left:
-        n = min(left, 8 << 20)
-        buf = bytearray(os.urandom(n))
-        buf[3::4] = bytes(buf[3::4]).translate(top)
-        f.write(buf)
-        left -= n
-json.dump({"base_model_name_or_path": "synthetic-base", "peft_type": "LORA", "task_type": "CAUSAL_LM",
-           "r": r, "lora_alpha": 16, "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
-           "target_modules": ["q_proj"]}, open(os.path.join(d, "adapter_config.json"), "w"))
-PY
+  "$PY" "$(dirname "$0")/mk_adapter.py" "$d" "$BIG_MIB" || die "could not write synthetic adapter $k"
   out=$("$PLORA" sign "$d" --key "$T/n$p/node.key" --domain synthetic 2>&1) || die "plora sign $d: $out"
   bigids+=("$(sha256_of "$d/adapter_model.safetensors")")
   PUBS[n$p]+="${PUBS[n$p]:+, }\"$d\""

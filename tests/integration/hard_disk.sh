@@ -56,35 +56,7 @@ info "B's data dir is a ${SMALL_MIB} MiB tmpfs: $(df -k --output=size,avail "$MN
 # 16384 wide, F32: 1 MiB per layer), random finite values, signed by A.
 big="$T/big"
 mkdir -p "$big"
-"$PY" - "$big" "$BIG_MIB" <<'PY' || die "could not write the synthetic adapter"
-import json, os, struct, sys
-d, layers = sys.argv[1], int(sys.argv[2])
-r, width = 8, 16384
-header, off = {}, 0
-for i in range(layers):
-    for part, shape in (("lora_A", [r, width]), ("lora_B", [width, r])):
-        n = 4 * shape[0] * shape[1]
-        header["base_model.model.layers.%d.q_proj.%s.weight" % (i, part)] = {
-            "dtype": "F32", "shape": shape, "data_offsets": [off, off + n]}
-        off += n
-h = json.dumps(header, separators=(",", ":")).encode()
-h += b" " * (-len(h) % 8)
-# byte 3 of each little-endian F32: sign + exponent top bits; 0x3c/0xbc keeps
-# |x| in [2^-7, 2^-5): finite, no tensor repeats another.
-top = bytes((0x3c | (b & 0x80)) for b in range(256))
-with open(os.path.join(d, "adapter_model.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h)
-    left = off
-    while left:
-        n = min(left, 8 << 20)
-        buf = bytearray(os.urandom(n))
-        buf[3::4] = bytes(buf[3::4]).translate(top)
-        f.write(buf)
-        left -= n
-json.dump({"base_model_name_or_path": "synthetic-base", "peft_type": "LORA", "task_type": "CAUSAL_LM",
-           "r": r, "lora_alpha": 16, "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
-           "target_modules": ["q_proj"]}, open(os.path.join(d, "adapter_config.json"), "w"))
-PY
+"$PY" "$(dirname "$0")/mk_adapter.py" "$big" "$BIG_MIB" || die "could not write the synthetic adapter"
 out=$("$PLORA" sign "$big" --key "$T/A/node.key" --domain synthetic 2>&1) || die "plora sign $big: $out"
 bid=$(sha256_of "$big/adapter_model.safetensors")
 bsize=$(stat -c %s "$big/adapter_model.safetensors")
