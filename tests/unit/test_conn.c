@@ -324,16 +324,26 @@ static void connect_pair(struct fx *f, const struct transport_opts *o)
 
 /* ---- raw POSIX peers ---- */
 
-static int raw_connect(unsigned port)
+/* rcvbuf > 0 fixes the raw side's receive buffer (no autotuning), so a
+ * peer that does not read fills the sender's queue after a few MiB whatever
+ * the host's tcp_rmem allows. */
+static int raw_connect_buf(unsigned port, int rcvbuf)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
     return fd;
+}
+
+static int raw_connect(unsigned port)
+{
+    return raw_connect_buf(port, 0);
 }
 
 struct raw {
@@ -740,9 +750,9 @@ static void test_write_stall(void **state)
 
     f->a.auth_on_up = true;
     side_init(f, &f->a, &(struct transport_opts){ .idle_ms = 250, .queue_max = 64u << 20 });
-    r.fd = raw_connect(listen_any(&f->a, bound, sizeof(bound)));
+    r.fd = raw_connect_buf(listen_any(&f->a, bound, sizeof(bound)), 16384);
     assert_true(run_until(f, a_ups, &(int){1}, 3000));
-    for (int i = 0; i < 64 && rc == 0 && transport_queued(f->a.t, f->a.conn) == 0; i++)
+    for (int i = 0; i < 512 && rc == 0 && transport_queued(f->a.t, f->a.conn) == 0; i++)
         rc = send_frame(&f->a, f->a.conn, (size_t)i, 1u << 20);
     assert_int_equal(rc, 0);
     assert_true(transport_queued(f->a.t, f->a.conn) > 0);
