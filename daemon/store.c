@@ -7,15 +7,17 @@
  * path_fmt, which refuses truncation.
  *
  * Hashing as it arrives: while a partial grows contiguously from byte 0
- * through store_write in this process, its slot keeps a SHA-256 context fed
- * with exactly the bytes written, in order. store_release finalizes it and
- * leaves the digest in a small process-wide table (a mutex guards it: the
- * worker's store_verify reads it), keyed by the file's path and stamped with
- * its inode, size and mtime; store_verify then compares that digest instead
- * of reading the file again. Anything that could make the file differ from
- * the bytes hashed -- a rewrite of held bytes, a failed write, a restart (the
- * prefix on disk was never hashed here), a changed inode/size/mtime -- drops
- * the context or the note, and store_verify hashes the whole file as before.
+ * through store_write in this process, its slot keeps a hash-behind thread
+ * (hashbehind.h) that reads back and hashes exactly the bytes written, in
+ * order, on another core. store_release closes it and leaves it in a small
+ * process-wide table (a mutex guards it: the worker's store_verify takes it),
+ * keyed by the file's path and stamped with its inode, size and mtime;
+ * store_verify then waits for that digest (on the worker thread) instead of
+ * reading the file again. Anything that could make the file differ from the
+ * bytes hashed -- a rewrite of held bytes, a failed write, a restart (the
+ * prefix on disk was never hashed here), a changed inode/size/mtime -- cancels
+ * the thread or drops the note, and store_verify hashes the whole file as
+ * before; so does a transfer that starts while HASHBEHIND_MAX threads run.
  * Flush behind: while the file grows, every FLUSH_STEP bytes a detached
  * thread fdatasyncs a dup of its fd (at most FLUSHES_MAX at once in the
  * process, else that step is skipped). Durability still comes from
@@ -48,6 +50,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "hashbehind.h"
 #include "sha256.h"
 
 #define SIZE_MAX_ADAPTER (1ull << 40)   /* bytes: 1 TiB, store_begin's cap */
@@ -67,14 +70,14 @@ struct slot {
     struct store_entry e;
     int fd;  /* partial only: cached O_WRONLY fd of its safetensors, or -1 */
     bool noted;             /* store_release left a note for this partial */
-    struct sha256_ctx *h;   /* bytes [0, e.stored) fed in order, or NULL */
+    struct hashbehind *hb;  /* hashing bytes [0, e.stored) as written, or NULL */
     uint64_t wb;            /* bytes [0, wb) given to a flush behind (or held at load) */
 };
 
-/* A digest computed while writing, for store_verify (see the top). */
+/* A digest being computed while writing, for store_verify (see the top). */
 struct note {
     char path[PATH_MAX];    /* "" = free */
-    uint8_t md[SHA256_LEN];
+    struct hashbehind *hb;  /* owned: closed, hashing [0, size) */
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -83,6 +86,7 @@ struct note {
 };
 
 static atomic_int flushes;              /* flush-behind threads running */
+static atomic_uint_fast64_t verified_behind;   /* store_verify_behind_count */
 static pthread_mutex_t notes_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct note notes[NOTES];
 static uint64_t notes_clock;
@@ -333,20 +337,51 @@ static int meta_write(const char *dir, const char *domain, uint64_t size, struct
 
 /* ---- digests computed while writing ---- */
 
-/* Drop the note of `path` if any. */
-static void note_drop(const char *path)
+/* Take the note at i out of the table (notes_mu held); its hasher is the caller's. */
+static struct hashbehind *note_clear(size_t i)
 {
-    pthread_mutex_lock(&notes_mu);
-    for (size_t i = 0; i < NOTES; i++)
-        if (strcmp(notes[i].path, path) == 0)
-            notes[i].path[0] = '\0';
-    pthread_mutex_unlock(&notes_mu);
+    struct hashbehind *hb = notes[i].hb;
+
+    notes[i].path[0] = '\0';
+    notes[i].hb = NULL;
+    return hb;
 }
 
-/* Leave md for `path`, stamped with st (replaces the oldest note when full). */
-static void note_put(const char *path, const uint8_t md[SHA256_LEN], const struct stat *st)
+/* Drop the note of `path` if any (its hasher is cancelled). */
+static void note_drop(const char *path)
+{
+    struct hashbehind *hb = NULL;
+
+    pthread_mutex_lock(&notes_mu);
+    for (size_t i = 0; i < NOTES; i++)
+        if (notes[i].path[0] != '\0' && strcmp(notes[i].path, path) == 0)
+            hb = note_clear(i);
+    pthread_mutex_unlock(&notes_mu);
+    hashbehind_cancel(hb);   /* outside the mutex: it waits for one step */
+}
+
+/* Drop every note under `dir`/ (store_free). */
+static void note_drop_dir(const char *dir)
+{
+    struct hashbehind *hb[NOTES];
+    size_t k = 0, len = strlen(dir);
+
+    pthread_mutex_lock(&notes_mu);
+    for (size_t i = 0; i < NOTES; i++)
+        if (notes[i].path[0] != '\0' && strncmp(notes[i].path, dir, len) == 0 &&
+            notes[i].path[len] == '/')
+            hb[k++] = note_clear(i);
+    pthread_mutex_unlock(&notes_mu);
+    while (k > 0)
+        hashbehind_cancel(hb[--k]);
+}
+
+/* Leave hb (closed, the caller's until now) for `path`, stamped with st;
+ * replaces the oldest note when the table is full. */
+static void note_put(const char *path, struct hashbehind *hb, const struct stat *st)
 {
     struct note *slot = &notes[0];
+    struct hashbehind *old;
 
     note_drop(path);
     pthread_mutex_lock(&notes_mu);
@@ -356,36 +391,52 @@ static void note_put(const char *path, const uint8_t md[SHA256_LEN], const struc
             if (notes[i].path[0] == '\0')
                 break;
         }
+    old = note_clear((size_t)(slot - notes));
     snprintf(slot->path, sizeof(slot->path), "%s", path);
-    memcpy(slot->md, md, SHA256_LEN);
+    slot->hb = hb;
     slot->dev = st->st_dev;
     slot->ino = st->st_ino;
     slot->size = st->st_size;
     slot->mtime = st->st_mtim;
     slot->age = ++notes_clock;
     pthread_mutex_unlock(&notes_mu);
+    hashbehind_cancel(old);
 }
 
 /* Take (and remove) the note of `path` into hex if the file is still the
- * one hashed: same device, inode, size and mtime. Returns true if taken. */
+ * one hashed -- same device, inode, size and mtime -- and its hasher
+ * covered it all (waits for the hasher). Returns true if taken. */
 static bool note_take(const char *path, char hex[STORE_ID_HEX + 1])
 {
     struct note n = { .path = "" };
+    uint8_t md[SHA256_LEN];
     struct stat st;
 
     pthread_mutex_lock(&notes_mu);
     for (size_t i = 0; i < NOTES; i++)
         if (notes[i].path[0] != '\0' && strcmp(notes[i].path, path) == 0) {
             n = notes[i];
-            notes[i].path[0] = '\0';
+            note_clear(i);
         }
     pthread_mutex_unlock(&notes_mu);
-    if (n.path[0] == '\0' || lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_dev != n.dev || st.st_ino != n.ino || st.st_size != n.size ||
-        st.st_mtim.tv_sec != n.mtime.tv_sec || st.st_mtim.tv_nsec != n.mtime.tv_nsec)
+    if (n.path[0] == '\0')
         return false;
-    sha256_hex(n.md, hex);
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != n.dev ||
+        st.st_ino != n.ino || st.st_size != n.size || st.st_mtim.tv_sec != n.mtime.tv_sec ||
+        st.st_mtim.tv_nsec != n.mtime.tv_nsec) {
+        hashbehind_cancel(n.hb);
+        return false;
+    }
+    if (hashbehind_finish(n.hb, (uint64_t)n.size, md) != 0)
+        return false;
+    sha256_hex(md, hex);
+    atomic_fetch_add(&verified_behind, 1);
     return true;
+}
+
+uint64_t store_verify_behind_count(void)
+{
+    return atomic_load(&verified_behind);
 }
 
 /* ---- slots ---- */
@@ -419,7 +470,7 @@ static void slot_drop(struct store *s, const char *id)
     if (sl->fd >= 0)
         close(sl->fd);
     slot_unnote(s, sl);
-    sha256_free(sl->h);
+    hashbehind_cancel(sl->hb);
     *sl = s->v[--s->n];  /* order is restored by store_list's sort */
 }
 
@@ -437,7 +488,7 @@ static int slot_add(struct store *s, const struct store_entry *e, struct dmn_dia
     }
     s->v[s->n].e = *e;
     s->v[s->n].fd = -1;
-    s->v[s->n].h = NULL;
+    s->v[s->n].hb = NULL;
     s->v[s->n].noted = false;
     s->v[s->n].wb = e->stored;
     s->n++;
@@ -650,8 +701,9 @@ void store_free(struct store *s)
     for (i = 0; i < s->n; i++) {
         if (s->v[i].fd >= 0)
             close(s->v[i].fd);
-        sha256_free(s->v[i].h);
+        hashbehind_cancel(s->v[i].hb);
     }
+    note_drop_dir(s->dir);
     for (i = 0; i < s->nrep; i++)
         free(s->repairs[i]);
     free(s->repairs);
@@ -811,16 +863,19 @@ static int write_failed(struct store *s, struct slot *sl, uint64_t at, int e, st
     return rc;
 }
 
-/* Before writing [off, ...): a context exists only while every byte
- * written so far was fed to it in order; a write at 0 into an empty partial
- * starts one, a rewrite of held bytes ends it (verify then re-reads). */
-static void hash_prepare(struct slot *sl, uint64_t off)
+/* Before writing [off, ...): a hasher runs only while every byte written
+ * so far was advanced to it in order; a write at 0 into an empty partial
+ * starts one, a rewrite of held bytes cancels it (verify then re-reads). */
+static void hash_prepare(const struct store *s, struct slot *sl, uint64_t off)
 {
+    char path[PATH_MAX];
+
     if (off < sl->e.stored) {
-        sha256_free(sl->h);
-        sl->h = NULL;
-    } else if (off == 0 && sl->h == NULL && sha256_new(&sl->h) != 0) {
-        sl->h = NULL;
+        hashbehind_cancel(sl->hb);
+        sl->hb = NULL;
+    } else if (off == 0 && sl->hb == NULL &&
+               path_fmt(path, sizeof(path), NULL, "%s/partial/%s/" F_ST, s->dir, sl->e.id) == 0) {
+        sl->hb = hashbehind_start(path);
     }
 }
 
@@ -863,13 +918,12 @@ undo:
     atomic_fetch_sub(&flushes, 1);
 }
 
-/* After [off, off + len) was written: feed it to the context, flush behind. */
-static void hash_feed(struct slot *sl, const void *p, size_t len)
+/* After a write that grew the contiguous prefix to sl->e.stored bytes:
+ * let the hasher read them, flush behind. */
+static void hash_feed(struct slot *sl)
 {
-    if (sl->h != NULL && sha256_update(sl->h, p, len) != 0) {
-        sha256_free(sl->h);
-        sl->h = NULL;
-    }
+    if (sl->hb != NULL)
+        hashbehind_advance(sl->hb, sl->e.stored);
     flush_behind(sl);
 }
 
@@ -891,13 +945,13 @@ int store_write(struct store *s, const char *id, uint64_t off, const void *p, si
     if (sl->fd < 0 && (rc = open_partial_fd(s, sl, d)) != 0)
         return rc;
     slot_unnote(s, sl);
-    hash_prepare(sl, off);
+    hash_prepare(s, sl, off);
     while (left > 0) {
         if ((w = pwrite(sl->fd, b, left, (off_t)at)) < 0) {
             if (errno == EINTR)
                 continue;
-            sha256_free(sl->h);
-            sl->h = NULL;
+            hashbehind_cancel(sl->hb);
+            sl->hb = NULL;
             return write_failed(s, sl, at, errno, d);
         }
         b += w;
@@ -906,25 +960,27 @@ int store_write(struct store *s, const char *id, uint64_t off, const void *p, si
     }
     if (at > sl->e.stored)
         sl->e.stored = at;
-    hash_feed(sl, p, len);
+    hash_feed(sl);
     return 0;
 }
 
-/* A partial hashed whole while written: leave its digest for store_verify. */
+/* A partial whose every byte went to its hasher in order: close the hasher
+ * and leave it for store_verify, which waits for the digest. */
 static void release_note(struct store *s, struct slot *sl)
 {
-    uint8_t md[SHA256_LEN];
     char path[PATH_MAX];
     struct stat st;
 
-    if (sl->h != NULL && sl->e.stored == sl->e.size && sha256_final(sl->h, md) == 0 &&
-        fstat(sl->fd, &st) == 0 && (uint64_t)st.st_size == sl->e.size &&
+    if (sl->hb != NULL && sl->e.stored == sl->e.size && fstat(sl->fd, &st) == 0 &&
+        (uint64_t)st.st_size == sl->e.size &&
         path_fmt(path, sizeof(path), NULL, "%s/partial/%s/" F_ST, s->dir, sl->e.id) == 0) {
-        note_put(path, md, &st);
+        hashbehind_close(sl->hb);
+        note_put(path, sl->hb, &st);
         sl->noted = true;
+    } else {
+        hashbehind_cancel(sl->hb);
     }
-    sha256_free(sl->h);
-    sl->h = NULL;
+    sl->hb = NULL;
 }
 
 void store_release(struct store *s, const char *id)

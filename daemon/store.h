@@ -111,6 +111,10 @@ uint64_t store_resume_offset(const struct store *s, const char *id);
  * Call store_refresh(s, id) on the loop thread afterwards. */
 int store_verify(const char *data_dir, const char *id, struct dmn_diag *d);
 
+/* How many store_verify calls in this process took the digest computed
+ * while writing (hashbehind.h) instead of reading the file again. */
+uint64_t store_verify_behind_count(void);
+
 /* Re-read the state of one id after a worker changed it. */
 int store_refresh(struct store *s, const char *id, struct dmn_diag *d);
 
