@@ -253,6 +253,7 @@ static int check_finite(struct run *r)
     for (size_t i = 0; i < n; i++) {
         uint64_t bad = 0, idx = 0;
         r->norm[i] = scan_tensor(safetensors_at(r->st, i), &bad, &idx);
+        safetensors_release(r->st, i);   /* the gate's RSS: one tensor, not the file */
         if (bad != 0 && bad_tensors++ == 0) {
             first = safetensors_at(r->st, i)->name;
             first_idx = idx;

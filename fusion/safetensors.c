@@ -367,6 +367,20 @@ void safetensors_free(struct safetensors *st)
     free(st);
 }
 
+void safetensors_release(const struct safetensors *st, size_t i)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
+    const struct safetensors_tensor *t;
+
+    if (st == NULL || st->map == NULL || i >= st->count || st->t[i].nbytes == 0)
+        return;
+    t = &st->t[i];
+    lo = (uintptr_t)t->data & ~(page - 1);
+    hi = ((uintptr_t)t->data + (uintptr_t)t->nbytes + page - 1) & ~(page - 1);
+    /* Private, read-only, never written: dropped pages come back from the file. */
+    (void)madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
+}
+
 size_t safetensors_count(const struct safetensors *st)
 {
     return st->count;
