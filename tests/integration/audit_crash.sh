@@ -8,7 +8,9 @@
 set -euo pipefail
 : "${PLORA:?}" "${BUILD_DIR:?}"
 TOOL="$BUILD_DIR/tests/integration/audit_tool"
-KILLS=${AUDIT_CRASH_KILLS:-200}
+# 200 kills; 60 under the sanitizers (PLORA_SANITIZED=1, set by make test-asan),
+# which hunt memory errors in the same paths, not rare interleavings
+KILLS=${AUDIT_CRASH_KILLS:-$([ "${PLORA_SANITIZED:-0}" = 1 ] && echo 60 || echo 200)}
 PACE_US=${AUDIT_CRASH_PACE_US:-100}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 log="$tmp/crash.jsonl"

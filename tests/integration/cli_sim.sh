@@ -148,14 +148,16 @@ done
 if jq -e '.metrics.coverage[0] > 0 and .metrics.coverage[0] < 0.5' "$tmp/a.json" >/dev/null; then ok
 else bad "metrics round 1"; fi
 
-# 11. Byzantine sweep (50 seeds; the report's figure is 1,000): n = 64, f = 10 malicious
+# 11. Byzantine sweep (50 seeds; 10 under the sanitizers, which look for memory errors, not
+#     for rare seeds; the report's figure is 1,000): n = 64, f = 10 malicious
 #     voters, quorum 2f+1 = 21, 2 equivocators, a malicious publisher: no run merges the bad
 #     adapter, every equivocation is detected within 2 rounds of its votes reaching honest nodes
-"$PLORA" sim --topology er -n 64 --seed 1 --adapters 2 --adapter-bytes 65536 --sweep-seeds 50 --json \
+seeds=50; [ "${PLORA_SANITIZED:-0}" = 1 ] && seeds=10
+"$PLORA" sim --topology er -n 64 --seed 1 --adapters 2 --adapter-bytes 65536 --sweep-seeds $seeds --json \
     --faults malicious-publishers=1,malicious-voters=10,equivocators=2,quorum=21 >"$tmp/sweep.json"
 rc=$?
-if [ $rc -eq 0 ] && jq -e '.runs == 50 and .runs_covered == 50 and .wrongly_merged == 0
-        and .equivocation_pairs == 300 and .undetected == 0 and .late_detections == 0
+if [ $rc -eq 0 ] && jq -e --argjson s $seeds '.runs == $s and .runs_covered == $s and .wrongly_merged == 0
+        and .equivocation_pairs == 6 * $s and .undetected == 0 and .late_detections == 0
         and .max_lag_seen_to_detected <= 2 and .failed_runs == 0' "$tmp/sweep.json" >/dev/null
 then ok; else bad "byzantine sweep rc=$rc: $(cat "$tmp/sweep.json")"; fi
 # the sweep can fail: runs cut at 2 rounds do not cover, and the summary says so (exit 1)
