@@ -97,7 +97,7 @@ int certificate_replay_opts(const json_t *cert, struct merge_opts *o, double *we
 {
     const json_t *opt = json_object_get(cert, "options"), *ins = json_object_get(cert, "inputs");
     const json_t *rank = json_object_get(opt, "rank");
-    double v[4];
+    double v[4] = { 0 };
     int rc;
 
     memset(o, 0, sizeof(*o));
@@ -127,7 +127,7 @@ int certificate_replay_opts(const json_t *cert, struct merge_opts *o, double *we
 static int cmp_field(const json_t *obj, const char *where, const char *key, double got, double tol_rel,
                      double tol_abs, struct fusion_diag *d)
 {
-    double want;
+    double want = 0;
     int rc = get_num(obj, key, &want, d);
 
     if (rc != 0)

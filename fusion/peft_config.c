@@ -267,7 +267,7 @@ static int check_type(struct peft_config *c, struct fusion_diag *d)
 static int get_rank_alpha(struct peft_config *c, struct fusion_diag *d)
 {
     json_t *r = json_object_get(c->raw, "r"), *a = json_object_get(c->raw, "lora_alpha");
-    double rv;
+    double rv = 0;
     int rc;
 
     if (r == NULL || a == NULL)

@@ -348,7 +348,7 @@ static int dec_vsets(struct dec *x, const msgpack_object *o, struct msg_digest *
 static int dec_digest(struct dec *x, const msgpack_object_map *m, struct msg *out)
 {
     static const char *const names[] = { "r", "mh", "ads", NULL };
-    const msgpack_object *v[3], *it;
+    const msgpack_object *v[3], *it = NULL;
     const msgpack_object_array *a;
     struct msg_digest *g = &out->u.digest;
     int rc;
@@ -426,7 +426,7 @@ static int dec_vhave(struct dec *x, const msgpack_object *o, struct msg_want *w)
 static int dec_want(struct dec *x, const msgpack_object_map *m, struct msg *out)
 {
     static const char *const names[] = { "ids", "vids", NULL };
-    const msgpack_object *v[2], *it;
+    const msgpack_object *v[2], *it = NULL;
     const msgpack_object_array *a;
     struct msg_want *w = &out->u.want;
     int rc;
@@ -513,7 +513,7 @@ static int dec_vote(struct dec *x, const msgpack_object_map *m, struct msg *out)
 static int dec_peers(struct dec *x, const msgpack_object_map *m, struct msg *out)
 {
     static const char *const names[] = { "peers", NULL };
-    const msgpack_object *v[1], *it;
+    const msgpack_object *v[1], *it = NULL;
     const msgpack_object_array *a;
     struct msg_peers *p = &out->u.peers;
     int rc;

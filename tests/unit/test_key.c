@@ -396,8 +396,9 @@ static int run_keygen(const char *args, const char *out)
 
     if (bin == NULL)
         fail_msg("PLORA_BIN is not set");
-    snprintf(cmd, sizeof(cmd), "'%s' keygen %s >'%s' 2>/dev/null", bin, args,
-             out != NULL ? out : "/dev/null");
+    if (snprintf(cmd, sizeof(cmd), "'%s' keygen %s >'%s' 2>/dev/null", bin, args,
+                 out != NULL ? out : "/dev/null") >= (int)sizeof(cmd))
+        fail_msg("keygen command line over %zu bytes", sizeof(cmd));
     st = system(cmd);
     assert_true(st != -1 && WIFEXITED(st));
     return WEXITSTATUS(st);

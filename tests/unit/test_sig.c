@@ -32,7 +32,8 @@ static void ref_path(char *out, size_t cap, const char *rel)
 {
     struct stat st;
 
-    snprintf(out, cap, "%s/reference/%s", fixtures(), rel);
+    if (snprintf(out, cap, "%s/reference/%s", fixtures(), rel) >= (int)cap)
+        fail_msg("fixture path over %zu bytes: %s/reference/%s", cap, fixtures(), rel);
     if (stat(out, &st) != 0)
         fail_msg("missing fixture %s", out);
 }
