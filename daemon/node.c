@@ -371,6 +371,7 @@ static int publish_all(struct node *n, struct dmn_diag *d)
             return rc;
         log_info("PUBLISHED", "adapter=%s domain=%s from %s", id, domain, dir);
     }
+    n->trim_due = n->cfg->n_publish > 0;   /* the imports' buffers: see after_cb */
     return 0;
 }
 

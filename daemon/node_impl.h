@@ -114,6 +114,7 @@ struct node {
     size_t n_defer, cap_defer;
     /* work in flight */
     uint32_t jobs_inflight;
+    bool trim_due;            /* a heavy job ended: malloc_trim once none runs */
     struct jobs_vote *cur_vote;     /* the vote being fed (for its AUDIT) */
     bool hash_strike_local;         /* DISCARD of a local write failure in this batch */
     /* peers, adapters */

@@ -9,6 +9,7 @@
  * a merge mark their base model dirty and are merged next. */
 #include "node_impl.h"
 
+#include <malloc.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -277,7 +278,16 @@ static void after_cb(uv_work_t *w, int status)
         case J_MERGE: answer_merge(n, j); break;
         }
     }
+    n->trim_due |= j->kind == J_VERIFY_ADAPTER || j->kind == J_GATE || j->kind == J_MERGE;
     job_free(j);
+    /* The gate, the hash and the merge run on libuv's worker threads, each
+     * with its own malloc arena that keeps what they freed: give it back
+     * once nothing runs (the vote a gate leads to included), so an idle
+     * node sits at its idle size. */
+    if (n->trim_due && n->jobs_inflight == 0) {
+        n->trim_due = false;
+        malloc_trim(0);
+    }
     if (n->stopping)
         node_maybe_finish(n);
     else

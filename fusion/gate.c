@@ -20,6 +20,7 @@
 #include "vote.h"
 
 #define SCAN_CHUNK 4096  /* doubles converted at a time while scanning */
+#define SCAN_RELEASE (4u << 20)  /* bytes scanned between two page releases */
 
 /* Everything one run knows; freed by run_free. */
 struct run {
@@ -219,15 +220,24 @@ static int check_modules(struct run *r)
 
 /* ---- values: finiteness and norms ------------------------------------ */
 
-/* ||T||_F, or NAN if T holds a non-finite value (*bad counts them). */
-static double scan_tensor(const struct safetensors_tensor *t, uint64_t *bad, uint64_t *first_bad)
+/* ||T||_F of tensor ti, or NAN if it holds a non-finite value (*bad counts
+ * them). Every SCAN_RELEASE bytes read leave the resident set, so the gate
+ * scans an adapter of any size in a few MiB of page mappings. */
+static double scan_tensor(const struct safetensors *st, size_t ti, uint64_t *bad,
+                          uint64_t *first_bad)
 {
+    const struct safetensors_tensor *t = safetensors_at(st, ti);
+    size_t esize = safetensors_dtype_size(t->dtype);
     double buf[SCAN_CHUNK], sum = 0;
-    uint64_t nonfinite = 0;
+    uint64_t nonfinite = 0, released = 0;
 
     for (uint64_t i = 0; i < t->nelem; i += SCAN_CHUNK) {
         size_t n = (size_t)(t->nelem - i < SCAN_CHUNK ? t->nelem - i : SCAN_CHUNK);
         safetensors_tensor_range_f64(t, i, buf, n);
+        if ((i + n) * esize - released >= SCAN_RELEASE || i + n == t->nelem) {
+            safetensors_release(st, ti, released, (i + n) * esize - released);
+            released = (i + n) * esize;
+        }
         for (size_t k = 0; k < n; k++) {
             if (!isfinite(buf[k])) {
                 if (nonfinite++ == 0)
@@ -252,8 +262,7 @@ static int check_finite(struct run *r)
         return FUSION_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         uint64_t bad = 0, idx = 0;
-        r->norm[i] = scan_tensor(safetensors_at(r->st, i), &bad, &idx);
-        safetensors_release(r->st, i);   /* the gate's RSS: one tensor, not the file */
+        r->norm[i] = scan_tensor(r->st, i, &bad, &idx);
         if (bad != 0 && bad_tensors++ == 0) {
             first = safetensors_at(r->st, i)->name;
             first_idx = idx;

@@ -367,16 +367,18 @@ void safetensors_free(struct safetensors *st)
     free(st);
 }
 
-void safetensors_release(const struct safetensors *st, size_t i)
+void safetensors_release(const struct safetensors *st, size_t i, uint64_t first, uint64_t n)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
     const struct safetensors_tensor *t;
 
-    if (st == NULL || st->map == NULL || i >= st->count || st->t[i].nbytes == 0)
+    if (st == NULL || st->map == NULL || i >= st->count || first >= st->t[i].nbytes || n == 0)
         return;
     t = &st->t[i];
-    lo = (uintptr_t)t->data & ~(page - 1);
-    hi = ((uintptr_t)t->data + (uintptr_t)t->nbytes + page - 1) & ~(page - 1);
+    if (n > t->nbytes - first)
+        n = t->nbytes - first;
+    lo = (uintptr_t)(t->data + first) & ~(page - 1);
+    hi = ((uintptr_t)(t->data + first + n) + page - 1) & ~(page - 1);
     /* Private, read-only, never written: dropped pages come back from the file. */
     (void)madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
 }

@@ -78,13 +78,14 @@ const struct safetensors_tensor *safetensors_at(const struct safetensors *st, si
 /* The tensor called `name`, or NULL (binary search). */
 const struct safetensors_tensor *safetensors_find(const struct safetensors *st, const char *name);
 
-/* Tensor i's bytes will not be read again soon: when st maps its file, the
- * pages holding them (rounded out to whole pages) leave this process's
- * resident set -- the page cache keeps them and a later read faults them
- * back, so this is a hint, never a loss. No-op for a parsed buffer or
- * i >= count. Lets a scan of every tensor (the gate) run in the memory of
- * one tensor instead of the whole file. */
-void safetensors_release(const struct safetensors *st, size_t i);
+/* Bytes [first, first + n) of tensor i will not be read again soon: when
+ * st maps its file, the pages holding them (rounded out to whole pages)
+ * leave this process's resident set -- the page cache keeps them and a
+ * later read faults them back, so this is a hint, never a loss. No-op for a
+ * parsed buffer, i >= count or an empty range; the range is clipped to the
+ * tensor. Lets a scan of every tensor (the gate) run in the memory of a
+ * window instead of the whole file. */
+void safetensors_release(const struct safetensors *st, size_t i, uint64_t first, uint64_t n);
 
 /* The whole file image (for hashing) and its length in bytes. */
 const uint8_t *safetensors_bytes(const struct safetensors *st, size_t *len);

@@ -387,10 +387,15 @@ static void test_release(void **state)
             sum = (uint8_t)(sum + t->data[k]);
     }
     before = resident_pages();
-    safetensors_release(st, 0);
-    safetensors_release(st, 1);
-    safetensors_release(st, 2);      /* out of range: no-op */
-    safetensors_release(NULL, 0);
+    safetensors_release(st, 0, 0, 4u << 20);          /* first half of a */
+    after = resident_pages();
+    /* the 4 MiB went; the other 12 MiB stayed (statm's counters lag a little) */
+    assert_true((before - after) * page >= (3l << 20) && (before - after) * page <= (10l << 20));
+    safetensors_release(st, 0, 4u << 20, UINT64_MAX); /* the rest of a: clipped */
+    safetensors_release(st, 1, 0, 16u << 20);         /* all of b: clipped */
+    safetensors_release(st, 2, 0, 1);                 /* out of range: no-op */
+    safetensors_release(st, 1, 8u << 20, 1);          /* past the tensor: no-op */
+    safetensors_release(NULL, 0, 0, 1);
     after = resident_pages();
     assert_true((before - after) * page >= (15l << 20));
     for (size_t i = 0; i < 2; i++) {   /* 0x3f3f3f3f as F32, first and last element */
