@@ -26,7 +26,8 @@
 itest_init hard_crash
 
 N=${HARD_NODES:-8}
-KILLS=${HARD_KILLS:-20}
+# under the sanitizers (PLORA_SANITIZED=1, make test-asan) 10 kills: the same paths, half the time
+KILLS=${HARD_KILLS:-$([ "${PLORA_SANITIZED:-0}" = 1 ] && echo 10 || echo 20)}
 MAXDOWN=${HARD_MAXDOWN:-2}
 SEED=${HARD_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
