@@ -34,11 +34,13 @@ test: build
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # PLORA_SANITIZED=1 lets the longest sweeps (cli_sim's Byzantine seeds,
 # audit_crash's kills) run fewer repetitions of the same code paths.
+# malloc_context_size=5 (default 30): allocation stacks of 5 frames in a
+# report, ~20% less time in malloc-heavy tests (plora sim).
 test-asan: deps
 	[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
 	    -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C $(ASAN_BUILD)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:malloc_context_size=5 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    PLORA_SANITIZED=1 meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 --timeout-multiplier 4
 	python3 tests/summarize.py $(ASAN_BUILD)
 
