@@ -1048,6 +1048,22 @@ static int on_gate(struct gossip *g, const struct gossip_event *ev, struct gossi
     return check_commit(g, a, ad);
 }
 
+/* A vote the driver refused. Untrusted or revoked signers are not kept and
+ * not a strike (keyrings differ between nodes). A vote that proves its
+ * sender lied (ev->code: a signature by a key we trust that does not
+ * verify, a body about another adapter or signer) is a peer fault: every
+ * node checks a vote before it keeps and relays it, so no honest peer
+ * forwards one. */
+static int vote_refused(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *a)
+{
+    struct conn *c = conn_find(g, ev->conn);
+
+    if (ev->code == 0 || !proto_err_is_peer_fault(ev->code) || c == NULL || c->st != C_AUTHED)
+        return 0;
+    return fault(g, a, c, ev->code, ev->code == PROTO_E_AUTH ? "VOTE signature does not verify"
+                                                             : "VOTE body does not match the frame");
+}
+
 /* Keep a checked vote: dedup on (key, verdict); a key's second verdict is
  * equivocation evidence, kept and audited, and counts for neither side. */
 static int on_vote(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *a)
@@ -1057,9 +1073,11 @@ static int on_vote(struct gossip *g, const struct gossip_event *ev, struct gossi
     struct vote *v, *nv;
     int rc;
 
-    if (!ev->ok || ad == NULL || ad->n_votes >= GOSSIP_VOTES_MAX || ev->body.n == 0 ||
+    if (!ev->ok)
+        return vote_refused(g, ev, a);
+    if (ad == NULL || ad->n_votes >= GOSSIP_VOTES_MAX || ev->body.n == 0 ||
         ev->body.n > MSG_VOTE_MAX || ev->sig.n == 0 || ev->sig.n > MSG_SIG_MAX)
-        return 0;   /* bad or untrusted: not kept, not a strike (keyrings differ) */
+        return 0;
     for (size_t k = 0; k < ad->n_votes; k++) {
         if (memcmp(ad->votes[k].by, ev->by, MSG_ID_LEN) != 0)
             continue;
