@@ -340,6 +340,8 @@ static void exec_discard(struct node *n, const struct gossip_action *x)
 
     if (a == NULL)
         return;
+    log_info("PARTIAL-DISCARDED", "id=%s: %" PRIu64 " bytes dropped (bad hash or a stalled source)",
+             a->info.id, a->info.stored);
     if ((rc = store_discard(n->store, a->info.id, &d)) != 0)
         log_warn("STORE-DISCARD-FAILED", "id=%s: %s", a->info.id, d.msg);
     if (a->local_fail)
