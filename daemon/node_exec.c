@@ -253,6 +253,7 @@ static void exec_strike(struct node *n, const struct gossip_action *x)
 static void exec_sign_auth(struct node *n, const struct gossip_action *x)
 {
     struct msg bye = { .type = MSG_BYE };
+    char by[65];
     uint8_t *f = NULL;
     size_t fn = 0;
 
@@ -260,6 +261,8 @@ static void exec_sign_auth(struct node *n, const struct gossip_action *x)
         node_job_sign_auth(n, x);
         return;
     }
+    id_hex(x->by, by);
+    log_info("PEER-BANNED", "conn=%" PRIu32 " peer=%.8s: its key is banned; closing", x->conn, by);
     bye.u.bye.code = PROTO_E_AUTH;
     snprintf(bye.u.bye.text, sizeof(bye.u.bye.text), "banned");
     if (msg_encode(&bye, &f, &fn, NULL) == 0)
