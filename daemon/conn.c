@@ -76,7 +76,6 @@ static void on_closed(uv_handle_t *h)
     frame_reader_free(c->fr);
     t->n_conns--;
     free(c);
-    transport_slot_freed(t);
 }
 
 /* Returns 0, DMN_E_NOMEM, DMN_E_LOOP. *out is owned by its handles: it is

@@ -87,8 +87,6 @@ struct listener {
     struct listener *next;
     struct transport *t;
     uv_tcp_t tcp;
-    bool paused;                  /* full: a connection waits in libuv, the rest in the
-                                     kernel's backlog, until a slot frees */
 };
 
 struct transport {
@@ -128,7 +126,6 @@ void conn_drain(struct conn *c);
 struct conn *transport_conn_find(const struct transport *t, uint32_t id);
 void transport_conn_insert(struct transport *t, struct conn *c);
 void transport_conn_remove(struct transport *t, struct conn *c);
-void transport_slot_freed(struct transport *t);   /* a conn is gone: resume accepting */
 bool transport_host_strike(struct transport *t, const char *host);
 bool transport_host_banned(struct transport *t, const char *host);
 void transport_dial_conn_gone(struct dial *dl);

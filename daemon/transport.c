@@ -359,18 +359,6 @@ static void on_connection(uv_stream_t *server, int status)
     struct conn *c;
     const char *refuse = NULL;
 
-    /* Full: accept nothing, so that a flood of connections costs neither
-     * an accept, a close nor a log line each; libuv keeps one accepted
-     * socket and stops polling this listener until uv_accept, the kernel
-     * queues (then drops) the rest. transport_slot_freed resumes. */
-    if (status == 0 && !t->stopped && t->n_conns >= t->o.max_conns) {
-        if (!l->paused)
-            log_info("NET-FULL", "%u connections (max_peers): not accepting until one closes",
-                     t->o.max_conns);
-        l->paused = true;
-        return;
-    }
-    l->paused = false;
     /* Out of memory: the connection stays in the backlog (libuv pauses this
      * listener until an accept) and the peer's connect times out. */
     if (status < 0 || conn_new(t, false, &c) != 0) {
@@ -384,6 +372,8 @@ static void on_connection(uv_stream_t *server, int status)
         refuse = "not accepting";
     else if (transport_host_banned(t, c->host))
         refuse = "banned";
+    else if (t->n_conns > t->o.max_conns)  /* n_conns counts c */
+        refuse = "too many connections";
     if (refuse == NULL) {
         conn_up(c, NULL);
         return;
@@ -395,13 +385,6 @@ static void on_connection(uv_stream_t *server, int status)
             "peer=%s %s (%" PRIu64 " refused so far)", c->addr[0] ? c->addr : "?", refuse,
             (uint64_t)t->st.dropped);
     conn_close_hard(c, 0, refuse);
-}
-
-void transport_slot_freed(struct transport *t)
-{
-    for (struct listener *l = t->listeners; l != NULL && t->n_conns < t->o.max_conns; l = l->next)
-        if (l->paused)
-            on_connection((uv_stream_t *)&l->tcp, 0);   /* takes the socket libuv holds */
 }
 
 int transport_listen(struct transport *t, const char *addr, char *bound, size_t cap,
