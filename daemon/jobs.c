@@ -29,6 +29,7 @@
 #include "keyring.h"
 #include "merge_job.h"
 #include "policy.h"
+#include "proto_err.h"
 #include "probe.h"
 #include "sha256.h"
 #include "sig.h"
@@ -409,22 +410,27 @@ int jobs_sign_vote(const struct jobs_trust *t, const char *id, const char *domai
 
 /* The checks of jobs_verify_vote on a parsed vote. */
 static int check_vote(const struct jobs_trust *t, const char *id, const char *by,
-                      const struct vote *v, const uint8_t *sig, size_t sig_len, struct dmn_diag *d)
+                      const struct vote *v, const uint8_t *sig, size_t sig_len, int *fault,
+                      struct dmn_diag *d)
 {
     struct crypto_diag cd = { 0 };
     const struct key *k = NULL;
     int rc;
 
+    *fault = PROTO_E_FIELD_VALUE;   /* until the key lookup: the frame and its body disagree */
     if (strcmp(v->adapter, id) != 0)
         return dmn_fail(d, DMN_E_PEER, "vote from %.16s: about adapter %.16s, not %.16s", by, v->adapter, id);
     if (strcmp(v->signer, by) != 0)
         return dmn_fail(d, DMN_E_PEER, "vote from %.16s: signed by %.16s", by, v->signer);
     if (sig_len != v->sig_len || sig == NULL || memcmp(sig, v->sig, sig_len) != 0)
         return dmn_fail(d, DMN_E_PEER, "vote from %.16s: signature differs from the body's sig_b64", by);
+    *fault = 0;   /* keyrings differ between nodes: no fault of the sender */
     if (keyring_lookup(t->keyring, by, &k, &cd) != 0)
         return dmn_fail(d, DMN_E_PEER, "vote from %.16s: signer %s", by,
                         keyring_is_revoked(t->keyring, by) ? "is revoked" : "is not in the keyring");
-    if ((rc = vote_verify(v, k, NULL, &cd)) != 0)
+    if ((rc = vote_verify(v, k, NULL, &cd)) != 0 && rc == CRYPTO_E_VOTE_SIG)
+        *fault = PROTO_E_AUTH;   /* a key we trust did not sign this: forged or corrupted */
+    if (rc != 0)
         return dmn_fail(d, crypto_to_dmn(rc, DMN_E_PEER), "vote from %.16s: signature does not verify (%s)",
                         by, cd.msg);
     return 0;
@@ -436,7 +442,7 @@ int jobs_verify_vote(const struct jobs_trust *t, const char *id, const char *by,
 {
     struct crypto_diag cd = { 0 };
     struct vote *v = NULL;
-    int rc = 0;
+    int rc = 0, fault = 0;
 
     memset(out, 0, sizeof(*out));
     if (id == NULL || by == NULL || !store_id_ok(id) || !store_id_ok(by))
@@ -444,10 +450,11 @@ int jobs_verify_vote(const struct jobs_trust *t, const char *id, const char *by,
     if (body == NULL || body_len == 0 || (rc = vote_parse_json(body, body_len, &v, &cd)) != 0)
         return dmn_fail(d, crypto_to_dmn(body ? rc : 0, DMN_E_PEER), "vote from %.16s: body: %s", by,
                         body ? cd.msg : "empty");
-    if ((rc = check_vote(t, id, by, v, sig, sig_len, d)) != 0 ||
+    if ((rc = check_vote(t, id, by, v, sig, sig_len, &fault, d)) != 0 ||
         (rc = copy_sig(v, out, d)) != 0 || (out->body = malloc(body_len)) == NULL) {
         vote_free(v);
         jobs_vote_clear(out);
+        out->fault = rc == DMN_E_PEER ? fault : 0;
         return rc != 0 ? rc : dmn_fail(d, DMN_E_NOMEM, "vote from %.16s: out of memory", by);
     }
     memcpy(out->body, body, body_len);

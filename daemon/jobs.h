@@ -98,6 +98,8 @@ struct jobs_vote {
     bool accept;
     char signer[65];             /* key id hex */
     struct vote *vote;           /* parsed, for audit_append_vote; owned */
+    int fault;                   /* jobs_verify_vote failed: the PROTO_E_* peer fault it
+                                    proves (PROTOCOL.md 6, Votes), 0 if none */
 };
 void jobs_vote_clear(struct jobs_vote *v);  /* frees the members */
 
@@ -112,7 +114,12 @@ int jobs_sign_vote(const struct jobs_trust *t, const char *id, const char *domai
  * `id` signed by `by` (both hex), `sig` equals the body's sig_b64 bytes,
  * by's key is trusted and not revoked, the signature verifies over the
  * canonical bytes. out->accept is the verdict. Returns 0 (valid),
- * DMN_E_PEER (d says which check failed), DMN_E_NOMEM. */
+ * DMN_E_PEER (d says which check failed), DMN_E_NOMEM. On DMN_E_PEER,
+ * out->fault is PROTO_E_AUTH when a trusted signer's signature does not
+ * verify, PROTO_E_FIELD_VALUE when the body names another adapter or
+ * signer or carries another signature than the frame: no honest node
+ * relays such a vote. It stays 0 for an unparsable body (a later vote
+ * format) and for an untrusted or revoked signer (keyrings differ). */
 int jobs_verify_vote(const struct jobs_trust *t, const char *id, const char *by,
                      const uint8_t *body, size_t body_len, const uint8_t *sig,
                      size_t sig_len, struct jobs_vote *out, struct dmn_diag *d);

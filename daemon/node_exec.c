@@ -253,6 +253,7 @@ static void exec_strike(struct node *n, const struct gossip_action *x)
 static void exec_sign_auth(struct node *n, const struct gossip_action *x)
 {
     struct msg bye = { .type = MSG_BYE };
+    char by[65];
     uint8_t *f = NULL;
     size_t fn = 0;
 
@@ -260,6 +261,8 @@ static void exec_sign_auth(struct node *n, const struct gossip_action *x)
         node_job_sign_auth(n, x);
         return;
     }
+    id_hex(x->by, by);
+    log_info("PEER-BANNED", "conn=%" PRIu32 " peer=%.8s: its key is banned; closing", x->conn, by);
     bye.u.bye.code = PROTO_E_AUTH;
     snprintf(bye.u.bye.text, sizeof(bye.u.bye.text), "banned");
     if (msg_encode(&bye, &f, &fn, NULL) == 0)
@@ -340,6 +343,8 @@ static void exec_discard(struct node *n, const struct gossip_action *x)
 
     if (a == NULL)
         return;
+    log_info("PARTIAL-DISCARDED", "id=%s: %" PRIu64 " bytes dropped (bad hash or a stalled source)",
+             a->info.id, a->info.stored);
     if ((rc = store_discard(n->store, a->info.id, &d)) != 0)
         log_warn("STORE-DISCARD-FAILED", "id=%s: %s", a->info.id, d.msg);
     if (a->local_fail)
@@ -449,6 +454,10 @@ void node_feed(struct node *n, struct gossip_event *ev)
 {
     if (n->g == NULL)
         return;
+    /* A refused peer vote: whether it proves the sender lied (jobs.h,
+     * jobs_verify_vote) travels to the engine in ev->code. */
+    if (ev->type == GOSSIP_EV_VOTE && !ev->ok && ev->code == 0 && n->cur_vote != NULL)
+        ev->code = n->cur_vote->fault;
     if (n->in_step) {
         defer_event(n, ev);
         return;

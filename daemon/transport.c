@@ -378,8 +378,12 @@ static void on_connection(uv_stream_t *server, int status)
         conn_up(c, NULL);
         return;
     }
-    log_info("PEER-REFUSED", "peer=%s %s", c->addr[0] ? c->addr : "?", refuse);
+    /* a flood of connections must not become a flood of log lines: the
+     * 1st, 2nd, 4th, 8th, ... refusal at info level, the others at debug */
     t->st.dropped++;
+    log_msg((t->st.dropped & (t->st.dropped - 1)) == 0 ? LOG_INFO : LOG_DEBUG, "PEER-REFUSED",
+            "peer=%s %s (%" PRIu64 " refused so far)", c->addr[0] ? c->addr : "?", refuse,
+            (uint64_t)t->st.dropped);
     conn_close_hard(c, 0, refuse);
 }
 

@@ -59,6 +59,9 @@ struct ad {
     uint64_t size;                    /* 0 = not yet known (OFFER only) */
     uint64_t stored;
     bool fetching, manifest_seen;
+    bool resumed;                     /* this fetch continues bytes stored earlier (another
+                                         source, or before a restart): a bad hash then
+                                         proves nothing about this source */
     uint32_t src;                     /* conn we fetch from, when fetching */
     msg_id src_peer;                  /* its key: strike target on a bad hash */
     uint32_t verify_src;
@@ -509,6 +512,7 @@ static bool claim(struct gossip *g, struct ad *a, const struct conn *c, uint64_t
         return false;
     a->fetching = true;
     a->manifest_seen = false;
+    a->resumed = a->stored > 0;
     a->src = c->id;
     memcpy(a->src_peer, c->peer, MSG_ID_LEN);
     a->stall_at = now + g->cfg.stall_ms;
@@ -753,6 +757,15 @@ static int on_want(struct gossip *g, struct gossip_actions *a, struct conn *c,
     return 0;
 }
 
+/* A MANIFEST or CHUNK from c is progress for every transfer from c: an
+ * adapter queued behind another one on the same connection is not stalled. */
+static void progress(struct gossip *g, const struct conn *c, uint64_t now)
+{
+    for (size_t i = 0; i < g->n_ads; i++)
+        if (g->ads[i].fetching && g->ads[i].src == c->id)
+            g->ads[i].stall_at = now + g->cfg.stall_ms;
+}
+
 /* The adapter c is sending us, or NULL (then c has been faulted). */
 static struct ad *transfer_of(struct gossip *g, const struct conn *c, const uint8_t *id)
 {
@@ -774,7 +787,7 @@ static int on_manifest(struct gossip *g, struct gossip_actions *a, struct conn *
     ad->size = f->size;
     memcpy(ad->domain, f->domain, sizeof(ad->domain));
     ad->manifest_seen = true;
-    ad->stall_at = now + g->cfg.stall_ms;
+    progress(g, c, now);
     if ((x = push(a, GOSSIP_ACT_STORE_MANIFEST, c->id)) == NULL)
         return PROTO_E_NOMEM;
     memcpy(x->id, ad->id, MSG_ID_LEN);
@@ -805,7 +818,7 @@ static int on_chunk(struct gossip *g, struct gossip_actions *a, struct conn *c,
     x->off = ch->off;
     x->data = ch->data;   /* borrowed from the frame body */
     ad->stored += ch->data.n;
-    ad->stall_at = now + g->cfg.stall_ms;
+    progress(g, c, now);
     if (ad->stored < ad->size)
         return 0;
     ad->fetching = false;
@@ -1020,6 +1033,8 @@ static int on_adapter_verified(struct gossip *g, const struct gossip_event *ev,
     if ((x = push(a, GOSSIP_ACT_DISCARD, 0)) == NULL)
         return PROTO_E_NOMEM;
     memcpy(x->id, ad->id, MSG_ID_LEN);
+    if (ad->resumed)
+        return 0;   /* bytes of two sources, or of one before a restart: nobody to blame */
     if ((c = conn_find(g, ad->verify_src)) != NULL && c->st != C_CLOSING &&
         memcmp(c->peer, ad->src_peer, MSG_ID_LEN) == 0)
         return fault(g, a, c, PROTO_E_HASH, "adapter bytes do not hash to their id");
@@ -1048,6 +1063,22 @@ static int on_gate(struct gossip *g, const struct gossip_event *ev, struct gossi
     return check_commit(g, a, ad);
 }
 
+/* A vote the driver refused. Untrusted or revoked signers are not kept and
+ * not a strike (keyrings differ between nodes). A vote that proves its
+ * sender lied (ev->code: a signature by a key we trust that does not
+ * verify, a body about another adapter or signer) is a peer fault: every
+ * node checks a vote before it keeps and relays it, so no honest peer
+ * forwards one. */
+static int vote_refused(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *a)
+{
+    struct conn *c = conn_find(g, ev->conn);
+
+    if (ev->code == 0 || !proto_err_is_peer_fault(ev->code) || c == NULL || c->st != C_AUTHED)
+        return 0;
+    return fault(g, a, c, ev->code, ev->code == PROTO_E_AUTH ? "VOTE signature does not verify"
+                                                             : "VOTE body does not match the frame");
+}
+
 /* Keep a checked vote: dedup on (key, verdict); a key's second verdict is
  * equivocation evidence, kept and audited, and counts for neither side. */
 static int on_vote(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *a)
@@ -1057,9 +1088,11 @@ static int on_vote(struct gossip *g, const struct gossip_event *ev, struct gossi
     struct vote *v, *nv;
     int rc;
 
-    if (!ev->ok || ad == NULL || ad->n_votes >= GOSSIP_VOTES_MAX || ev->body.n == 0 ||
+    if (!ev->ok)
+        return vote_refused(g, ev, a);
+    if (ad == NULL || ad->n_votes >= GOSSIP_VOTES_MAX || ev->body.n == 0 ||
         ev->body.n > MSG_VOTE_MAX || ev->sig.n == 0 || ev->sig.n > MSG_SIG_MAX)
-        return 0;   /* bad or untrusted: not kept, not a strike (keyrings differ) */
+        return 0;
     for (size_t k = 0; k < ad->n_votes; k++) {
         if (memcmp(ad->votes[k].by, ev->by, MSG_ID_LEN) != 0)
             continue;
@@ -1129,6 +1162,32 @@ static int on_member(struct gossip *g, const struct gossip_event *ev, struct gos
 
 /* ---- time ---- */
 
+/* No MANIFEST or CHUNK from the source for stall_ms: the transfer goes back
+ * to the pool (another peer may serve it). A source that is still
+ * connected and authenticated announced the adapter, got our WANT and sent
+ * nothing for it meanwhile: a peer fault (a peer merely slow keeps the
+ * transfer alive with every frame of it, see progress()); its bytes are
+ * discarded, since they came from a peer that lied once. */
+static int stalled(struct gossip *g, struct gossip_actions *a, struct ad *ad)
+{
+    struct conn *c = conn_find(g, ad->src);
+    struct gossip_action *x;
+    char why[96];
+
+    ad->fetching = false;
+    if (c == NULL || c->st != C_AUTHED || memcmp(c->peer, ad->src_peer, MSG_ID_LEN) != 0)
+        return 0;
+    if (ad->stored > 0) {
+        ad->stored = 0;
+        if ((x = push(a, GOSSIP_ACT_DISCARD, 0)) == NULL)
+            return PROTO_E_NOMEM;
+        memcpy(x->id, ad->id, MSG_ID_LEN);
+    }
+    snprintf(why, sizeof(why), "transfer stalled: no %s for %" PRIu32 " ms",
+             ad->manifest_seen ? "CHUNK" : "MANIFEST", g->cfg.stall_ms);
+    return fault(g, a, c, PROTO_E_STATE, why);
+}
+
 static int on_tick(struct gossip *g, uint64_t now, struct gossip_actions *a)
 {
     int rc;
@@ -1140,8 +1199,9 @@ static int on_tick(struct gossip *g, uint64_t now, struct gossip_actions *a)
             return rc;
     }
     for (size_t i = 0; i < g->n_ads; i++)
-        if (g->ads[i].fetching && now >= g->ads[i].stall_at)
-            g->ads[i].fetching = false;   /* stalled: another peer may serve it */
+        if (g->ads[i].fetching && now >= g->ads[i].stall_at &&
+            (rc = stalled(g, a, &g->ads[i])) != 0)
+            return rc;
     if (now < g->next_round)
         return 0;
     g->round++;

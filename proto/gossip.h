@@ -74,6 +74,11 @@ struct gossip_event {
     bool ok;                        /* AUTH_VERIFIED, ADAPTER_VERIFIED, VOTE */
     bool accept;                    /* GATE_VERDICT, VOTE */
     int gate;                       /* ADAPTER: 0 not run yet, 1 accepted, -1 rejected */
+    int code;                       /* VOTE with ok = false: the PROTO_E_* peer fault the vote
+                                       proves (a signature by a key we trust that does not
+                                       verify, a body naming another adapter or signer): the
+                                       sender is faulted; 0 = only untrusted or revoked here
+                                       (keyrings differ): dropped, no strike */
     uint8_t nonce[MSG_NONCE_LEN];   /* PEER_UP: fresh, from the driver's CSPRNG */
     msg_id id;
     msg_id by;                      /* VOTE: signer key id */
@@ -105,7 +110,8 @@ enum gossip_action_type {
     GOSSIP_ACT_RUN_GATE,          /* id: answer GOSSIP_EV_GATE_VERDICT */
     GOSSIP_ACT_SIGN_VOTE,         /* id, accept: sign our vote, answer GOSSIP_EV_VOTE */
     GOSSIP_ACT_VERIFY_VOTE,       /* conn, id, by, data = body, data2 = sig: check, answer
-                                     GOSSIP_EV_VOTE (ok = false if bad or untrusted) */
+                                     GOSSIP_EV_VOTE (ok = false if bad or untrusted; code
+                                     says whether it proves the sender lied) */
     GOSSIP_ACT_COMMIT,            /* id, count: quorum reached, merge it */
     GOSSIP_ACT_AUDIT,             /* audit, id, by, accept, count: append one record */
     GOSSIP_ACT_MEMBERS,           /* count: membership changed (gossip_members) */

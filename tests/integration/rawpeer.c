@@ -21,6 +21,34 @@
  *                     on a second authenticated connection a WANT whose id is
  *                     the str "../../etc": BYE PROTO_E_FIELD_TYPE (-214)
  *
+ * Liars (daemon_liars.sh); --key is the liar's own key, trusted by the daemon:
+ *   vote              VOTE frames on adapter --adapter HEX (--domain D) signed
+ *                     by --vote-key FILE, one per verdict in --verdict LIST
+ *                     (e.g. "reject,accept": equivocation); --tamper signs
+ *                     REJECT and then says ACCEPT (a trusted key id whose
+ *                     signature no longer verifies). --expect fault: the
+ *                     daemon must close with a peer-fault BYE; --expect open:
+ *                     it must keep the connection 1 s (the vote is dropped or
+ *                     kept, never a fault of ours), then we say BYE 0.
+ *   lie-nowant        a DIGEST announcing the adapter in --adapter-dir DIR
+ *                     (--domain D); the daemon's WANT is never answered
+ *   lie-stall         ... answered with the MANIFEST and one CHUNK of wrong
+ *                     bytes, then silence: both must end in BYE PROTO_E_STATE
+ *                     after the daemon's stall_ms (set --wait-ms above it)
+ *   lie-bytes         ... answered with every CHUNK, one byte flipped in the
+ *                     middle: BYE PROTO_E_HASH
+ *   lie-offset        ... answered with the MANIFEST and a CHUNK at offset
+ *                     size (past the end): BYE PROTO_E_STATE
+ *   banned            a handshake with --key must be refused: BYE
+ *                     PROTO_E_AUTH "banned"
+ *   flood             --count N connections (default 10000) opened, never a
+ *                     byte sent, held --hold-ms (default 5000) while reading
+ *                     and dropping whatever the daemon sends; --reopen
+ *                     re-dials those the daemon closed. RLIMIT_NOFILE is
+ *                     raised to N + 64; a hard limit below that is a
+ *                     failure naming it. Prints "flood: N opened" once every
+ *                     connect was tried, then the tallies.
+ *
  * It prints one line per observation ("BYE code=... text=...", "closed after
  * N ms") and exits 0 when the daemon reacted as expected within --wait-ms
  * (default 15000) per connection, 1 when it did not (says why), 2 on usage
@@ -39,21 +67,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "frame.h"
+#include "hex.h"
 #include "key.h"
 #include "msg.h"
 #include "proto_err.h"
+#include "sha256.h"
 #include "sig.h"
+#include "vote.h"
 
 #define BUF_MAX 4096u
 
 /* What one connection saw from the daemon. */
 struct seen {
-    bool hello, ack, digest, bye, closed;
+    bool hello, ack, digest, bye, closed, want;
     int bye_code;
     char bye_text[MSG_TEXT_MAX + 1];
     long closed_ms;                    /* since the misbehaviour was sent; -1 if open */
@@ -63,7 +96,9 @@ struct seen {
 
 struct opts {
     const char *mode, *addr, *key;
-    long wait_ms;
+    const char *vote_key, *adapter, *domain, *verdict, *expect, *adapter_dir;
+    bool tamper, reopen;
+    long wait_ms, count, hold_ms;
     uint64_t seed;
 };
 
@@ -179,6 +214,7 @@ static void note_msg(struct seen *s, const struct msg *m)
         break;
     case MSG_HELLO_ACK: s->ack = true; break;
     case MSG_DIGEST: s->digest = true; break;
+    case MSG_WANT: s->want = s->want || m->u.want.n_ids > 0; break;
     case MSG_BYE:
         s->bye = true;
         s->bye_code = m->u.bye.code;
@@ -571,22 +607,421 @@ static int run_replay(const struct opts *o)
     return rc;
 }
 
+/* ---- liars (daemon_liars.sh) ---- */
+
+/* Wait `ms` with the connection open; 0 if it stayed open, 1 if the daemon
+ * closed it or said BYE (reported). */
+static int expect_open(struct conn *c, long ms)
+{
+    long t0 = now_ms();
+
+    (void)pump(c, NULL, t0, t0 + ms);
+    if (c->s.closed || c->s.bye) {
+        printf("rawpeer: FAIL: the daemon ended the connection (BYE %d), want it kept\n",
+               c->s.bye_code);
+        return 1;
+    }
+    printf("rawpeer: connection kept %ld ms, as expected\n", ms);
+    return 0;
+}
+
+/* One VOTE on o->adapter by vk with verdict `accept`; --tamper: signed as
+ * REJECT, sent as ACCEPT. Returns 0 or -1 (printed why). */
+static int send_vote(struct conn *c, const struct opts *o, const struct key *vk, bool accept)
+{
+    struct crypto_diag cd;
+    struct vote *v = NULL;
+    struct msg m = { .type = MSG_VOTE };
+    char *json = NULL;
+    size_t n = 0;
+    uint8_t id[MSG_ID_LEN];
+    int rc = -1;
+
+    crypto_diag_clear(&cd);
+    size_t got = 0;
+
+    if (!hex_is_sha256(o->adapter) ||
+        hex_decode(o->adapter, strlen(o->adapter), id, sizeof id, &got, &cd) != 0 ||
+        vote_new(&v, o->adapter, o->domain, o->tamper || !accept ? VOTE_REJECT : VOTE_ACCEPT,
+                 (int64_t)time(NULL), &cd) != 0 ||
+        vote_add_reason(v, "rawpeer", &cd) != 0 || vote_sign(v, vk, &cd) != 0) {
+        fprintf(stderr, "rawpeer: vote: %s\n", cd.msg);
+        goto out;
+    }
+    if (o->tamper)
+        v->verdict = VOTE_ACCEPT;   /* the signature covers "reject" */
+    if (vote_encode_json(v, &json, &n, &cd) != 0) {
+        fprintf(stderr, "rawpeer: vote json: %s\n", cd.msg);
+        goto out;
+    }
+    memcpy(m.u.vote.id, id, MSG_ID_LEN);
+    memcpy(m.u.vote.by, key_id_bin(vk), MSG_ID_LEN);
+    m.u.vote.body = (struct msg_bytes){ (const uint8_t *)json, n };
+    m.u.vote.sig = (struct msg_bytes){ v->sig, v->sig_len };
+    rc = send_msg(c, &m, NULL, NULL);
+    printf("rawpeer: sent VOTE %s%s by %.16s...\n", accept ? "accept" : "reject",
+           o->tamper ? " (tampered: signed reject)" : "", key_id(vk));
+out:
+    free(json);
+    vote_free(v);
+    return rc;
+}
+
+static int run_vote(const struct opts *o)
+{
+    struct key *k = NULL, *vk = NULL;
+    struct crypto_diag cd;
+    struct conn c;
+    char list[64], *save = NULL;
+    int rc = load_key(o, &k);
+
+    if (rc != 0)
+        return rc;
+    crypto_diag_clear(&cd);
+    if (!o->vote_key || !o->adapter || !o->expect ||
+        key_load_private_pem(&vk, o->vote_key, &cd) != 0) {
+        fprintf(stderr, "rawpeer: vote needs --vote-key FILE --adapter HEX --expect fault|open %s\n",
+                cd.msg);
+        key_free(k);
+        return 2;
+    }
+    rc = 1;
+    snprintf(list, sizeof list, "%s", o->verdict);
+    if (handshake(&c, o, k, NULL) == 0) {
+        long t0 = now_ms();
+        int bad = 0;
+        for (char *t = strtok_r(list, ",", &save); t != NULL && bad == 0;
+             t = strtok_r(NULL, ",", &save))
+            bad = send_vote(&c, o, vk, strcmp(t, "accept") == 0);
+        if (bad == 0 && strcmp(o->expect, "fault") == 0) {
+            rc = expect_close(&c, o, 1, t0);
+        } else if (bad == 0 && (rc = expect_open(&c, 1000)) == 0) {
+            struct msg bye = { .type = MSG_BYE };
+            (void)send_msg(&c, &bye, NULL, NULL);
+        }
+    }
+    conn_close(&c);
+    key_free(vk);
+    key_free(k);
+    return rc;
+}
+
+/* An adapter read whole from --adapter-dir. */
+struct adapter {
+    uint8_t *w, *cfg, *man;
+    size_t w_n, cfg_n, man_n;
+    msg_id id;
+};
+
+static int read_all(const char *dir, const char *name, uint8_t **p, size_t *n)
+{
+    char path[4096];
+    FILE *f;
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if ((f = fopen(path, "rb")) == NULL || fstat(fileno(f), &st) != 0 ||
+        (*p = malloc((size_t)st.st_size + 1)) == NULL ||
+        fread(*p, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        fprintf(stderr, "rawpeer: cannot read %s\n", path);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *n = (size_t)st.st_size;
+    fclose(f);
+    return 0;
+}
+
+static int adapter_load(struct adapter *a, const char *dir)
+{
+    memset(a, 0, sizeof *a);
+    if (!dir || read_all(dir, "adapter_model.safetensors", &a->w, &a->w_n) != 0 ||
+        read_all(dir, "adapter_config.json", &a->cfg, &a->cfg_n) != 0 ||
+        read_all(dir, "plora.yml", &a->man, &a->man_n) != 0)
+        return -1;
+    return sha256(a->w, a->w_n, a->id) == 0 ? 0 : -1;
+}
+
+static void adapter_free(struct adapter *a)
+{
+    free(a->w);
+    free(a->cfg);
+    free(a->man);
+}
+
+static int send_digest_of(struct conn *c, const struct opts *o, const struct adapter *ad)
+{
+    struct msg_ad e = { .size = ad->w_n };
+    struct msg m = { .type = MSG_DIGEST };
+
+    memcpy(e.id, ad->id, MSG_ID_LEN);
+    snprintf(e.domain, sizeof e.domain, "%s", o->domain);
+    m.u.digest.n_ads = 1;
+    m.u.digest.ads = &e;
+    return send_msg(c, &m, NULL, NULL);
+}
+
+static int send_manifest(struct conn *c, const struct opts *o, const struct adapter *ad)
+{
+    struct msg m = { .type = MSG_MANIFEST };
+
+    memcpy(m.u.manifest.id, ad->id, MSG_ID_LEN);
+    snprintf(m.u.manifest.domain, sizeof m.u.manifest.domain, "%s", o->domain);
+    m.u.manifest.size = ad->w_n;
+    m.u.manifest.config = (struct msg_bytes){ ad->cfg, ad->cfg_n };
+    m.u.manifest.manifest = (struct msg_bytes){ ad->man, ad->man_n };
+    return send_msg(c, &m, NULL, NULL);
+}
+
+static int send_chunk(struct conn *c, const struct adapter *ad, uint64_t off, const uint8_t *p,
+                      size_t n)
+{
+    struct msg m = { .type = MSG_CHUNK };
+
+    memcpy(m.u.chunk.id, ad->id, MSG_ID_LEN);
+    m.u.chunk.off = off;
+    m.u.chunk.data = (struct msg_bytes){ p, n };
+    return send_msg(c, &m, NULL, NULL);
+}
+
+#define LIE_CHUNK (256u << 10)
+
+/* After the WANT: what the liar sends. Returns the BYE code expected. */
+static int lie(struct conn *c, const struct opts *o, struct adapter *ad)
+{
+    const char *m = o->mode;
+    size_t first = ad->w_n < LIE_CHUNK ? ad->w_n : LIE_CHUNK;
+
+    if (strcmp(m, "lie-nowant") == 0) {
+        printf("rawpeer: WANT received; never answering it\n");
+        return PROTO_E_STATE;
+    }
+    (void)send_manifest(c, o, ad);
+    if (strcmp(m, "lie-offset") == 0) {
+        (void)send_chunk(c, ad, ad->w_n, ad->w, first);
+        printf("rawpeer: sent MANIFEST, then a CHUNK at offset %zu (the size)\n", ad->w_n);
+        return PROTO_E_STATE;
+    }
+    ad->w[ad->w_n / 2] ^= 0x5a;   /* wrong bytes from here on */
+    if (strcmp(m, "lie-stall") == 0) {
+        ad->w[first / 2] ^= 0xa5;
+        (void)send_chunk(c, ad, 0, ad->w, first);
+        printf("rawpeer: sent MANIFEST and a CHUNK of %zu wrong bytes; now silent\n", first);
+        return PROTO_E_STATE;
+    }
+    for (size_t off = 0; off < ad->w_n; off += LIE_CHUNK)
+        (void)send_chunk(c, ad, off, ad->w + off, ad->w_n - off < LIE_CHUNK ? ad->w_n - off : LIE_CHUNK);
+    printf("rawpeer: sent MANIFEST and all %zu bytes, byte %zu flipped\n", ad->w_n, ad->w_n / 2);
+    return PROTO_E_HASH;
+}
+
+static bool got_want(const struct seen *s) { return s->want || s->bye; }
+
+static int run_lie(const struct opts *o)
+{
+    struct key *k = NULL;
+    struct adapter ad;
+    struct conn c;
+    int rc = load_key(o, &k);
+
+    if (rc != 0)
+        return rc;
+    if (!o->domain || adapter_load(&ad, o->adapter_dir) != 0) {
+        fprintf(stderr, "rawpeer: %s needs --adapter-dir DIR (with plora.yml) --domain D\n", o->mode);
+        adapter_free(&ad);
+        key_free(k);
+        return 2;
+    }
+    rc = 1;
+    if (handshake(&c, o, k, NULL) == 0 && send_digest_of(&c, o, &ad) == 0) {
+        long t0 = now_ms();
+        if (pump(&c, got_want, t0, t0 + o->wait_ms) != 0 || !c.s.want) {
+            printf("rawpeer: FAIL: no WANT for the adapter announced (bye=%d closed=%d)\n",
+                   c.s.bye, c.s.closed);
+        } else {
+            int want = lie(&c, o, &ad);
+            rc = expect_close(&c, o, want, now_ms());
+        }
+    }
+    conn_close(&c);
+    adapter_free(&ad);
+    key_free(k);
+    return rc;
+}
+
+/* A handshake that the daemon must refuse: BYE PROTO_E_AUTH "banned". */
+static int run_banned(const struct opts *o)
+{
+    struct key *k = NULL;
+    struct conn c;
+    uint8_t nonce[MSG_NONCE_LEN];
+    int rc = load_key(o, &k);
+    long t0 = now_ms();
+
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    if (conn_open(&c, o->addr) == 0 && send_hello(&c, k, nonce, NULL) == 0 &&
+        pump(&c, got_hello, t0, t0 + o->wait_ms) == 0 && c.s.hello && send_ack(&c, k, nonce, NULL) == 0)
+        rc = expect_close(&c, o, PROTO_E_AUTH, t0);
+    if (rc == 0 && strcmp(c.s.bye_text, "banned") != 0) {
+        printf("rawpeer: FAIL: BYE text \"%s\", want \"banned\"\n", c.s.bye_text);
+        rc = 1;
+    }
+    conn_close(&c);
+    key_free(k);
+    return rc;
+}
+
+/* ---- flood ---- */
+
+static volatile sig_atomic_t flood_stop;   /* SIGTERM: stop, print the tallies */
+
+static void on_term(int sig)
+{
+    (void)sig;
+    flood_stop = 1;
+}
+
+struct flood {
+    struct sockaddr_in sa;
+    struct pollfd *p;             /* fd -1: closed by the daemon (or never opened) */
+    long opened, failed, closed, first_close_ms, t0;
+};
+
+static int flood_dial(struct flood *f, size_t i)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    f->p[i].fd = -1;
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&f->sa, sizeof f->sa) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        f->failed++;
+        return 0;
+    }
+    f->p[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    f->opened++;
+    return 0;
+}
+
+/* Read and drop what arrived; a closed socket is counted and its slot freed. */
+static void flood_poll(struct flood *f, size_t n, int ms)
+{
+    uint8_t buf[4096];
+
+    if (poll(f->p, n, ms) <= 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (f->p[i].fd < 0 || f->p[i].revents == 0)
+            continue;
+        ssize_t r = recv(f->p[i].fd, buf, sizeof buf, 0);
+        if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+            continue;
+        close(f->p[i].fd);
+        f->p[i].fd = -1;
+        if (f->closed++ == 0)
+            f->first_close_ms = now_ms() - f->t0;
+    }
+}
+
+static int flood_limit(long n)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)n + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        printf("rawpeer: FAIL: RLIMIT_NOFILE hard limit is %llu, %ld connections need %llu "
+               "(raise it: ulimit -Hn, or LimitNOFILE=)\n", (unsigned long long)rl.rlim_max, n,
+               (unsigned long long)need);
+        return -1;
+    }
+    rl.rlim_cur = need;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int run_flood(const struct opts *o)
+{
+    struct flood f = { .first_close_ms = -1 };
+    size_t n = (size_t)o->count;
+    char host[64];
+    const char *colon = strrchr(o->addr, ':');
+    long end;
+
+    if (flood_limit(o->count) != 0)
+        return 1;
+    if (!colon || (size_t)(colon - o->addr) >= sizeof host || (f.p = calloc(n, sizeof *f.p)) == NULL)
+        return 2;
+    memcpy(host, o->addr, (size_t)(colon - o->addr));
+    host[colon - o->addr] = '\0';
+    f.sa.sin_family = AF_INET;
+    f.sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &f.sa.sin_addr) != 1)
+        return 2;
+    signal(SIGTERM, on_term);
+    f.t0 = now_ms();
+    for (size_t i = 0; i < n && !flood_stop; i++) {
+        if (flood_dial(&f, i) != 0) {
+            printf("rawpeer: FAIL: socket #%zu: %s\n", i, strerror(errno));
+            return 1;
+        }
+        if (i % 256 == 255)   /* let the daemon's accept queue drain */
+            flood_poll(&f, i + 1, 1);
+    }
+    printf("rawpeer: flood: %ld opened in %ld ms (%ld refused at connect)%s\n", f.opened,
+           now_ms() - f.t0, f.failed, flood_stop ? ", stopped by SIGTERM" : "");
+    end = now_ms() + o->hold_ms;
+    while (now_ms() < end && !flood_stop) {
+        flood_poll(&f, n, 100);
+        for (size_t i = 0; o->reopen && i < n; i++)
+            if (f.p[i].fd < 0 && flood_dial(&f, i) != 0)
+                break;
+    }
+    long open = 0;
+    for (size_t i = 0; i < n; i++)
+        open += f.p[i].fd >= 0;
+    printf("rawpeer: flood: held %ld ms: %ld connects, %ld closed by the daemon (first after %ld ms), "
+           "%ld still open\n", now_ms() - f.t0, f.opened, f.closed, f.first_close_ms, open);
+    for (size_t i = 0; i < n; i++)
+        if (f.p[i].fd >= 0)
+            close(f.p[i].fd);
+    free(f.p);
+    return 0;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: rawpeer garbage|oversize|half|idle|hello-replay|domain-traversal "
-                    "HOST:PORT [--key FILE] [--wait-ms N] [--seed S]\n");
+    fprintf(stderr, "usage: rawpeer garbage|oversize|half|idle|hello-replay|domain-traversal|vote|"
+                    "lie-nowant|lie-stall|lie-bytes|lie-offset|banned|flood HOST:PORT [--key FILE] "
+                    "[--wait-ms N] [--seed S] [--vote-key FILE] [--adapter HEX] [--domain D] "
+                    "[--verdict LIST] [--tamper] [--expect fault|open] [--adapter-dir DIR] "
+                    "[--count N] [--hold-ms N] [--reopen]\n");
     return 2;
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     o->wait_ms = 15000;
+    o->count = 10000;
+    o->hold_ms = 5000;
+    o->verdict = "accept";
+    o->domain = "";
     o->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (argc < 3)
         return -1;
     o->mode = argv[1];
     o->addr = argv[2];
     for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--tamper") == 0 || strcmp(argv[i], "--reopen") == 0) {
+            *(argv[i][2] == 't' ? &o->tamper : &o->reopen) = true;
+            continue;
+        }
         if (i + 1 >= argc)
             return -1;
         if (strcmp(argv[i], "--key") == 0)
@@ -595,10 +1030,26 @@ static int parse(int argc, char **argv, struct opts *o)
             o->wait_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--seed") == 0)
             o->seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--vote-key") == 0)
+            o->vote_key = argv[++i];
+        else if (strcmp(argv[i], "--adapter") == 0)
+            o->adapter = argv[++i];
+        else if (strcmp(argv[i], "--domain") == 0)
+            o->domain = argv[++i];
+        else if (strcmp(argv[i], "--verdict") == 0)
+            o->verdict = argv[++i];
+        else if (strcmp(argv[i], "--expect") == 0)
+            o->expect = argv[++i];
+        else if (strcmp(argv[i], "--adapter-dir") == 0)
+            o->adapter_dir = argv[++i];
+        else if (strcmp(argv[i], "--count") == 0)
+            o->count = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--hold-ms") == 0)
+            o->hold_ms = strtol(argv[++i], NULL, 10);
         else
             return -1;
     }
-    return o->wait_ms > 0 ? 0 : -1;
+    return o->wait_ms > 0 && o->count > 0 && o->count <= 1000000 && o->hold_ms >= 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -609,6 +1060,7 @@ int main(int argc, char **argv)
     if (parse(argc, argv, &o) != 0)
         return usage();
     signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* the tests read it while we run */
     rng_state = o.seed;
     printf("rawpeer: mode %s against %s (seed %llu)\n", o.mode, o.addr,
            (unsigned long long)o.seed);
@@ -619,6 +1071,14 @@ int main(int argc, char **argv)
         rc = run_traversal(&o);
     else if (strcmp(o.mode, "hello-replay") == 0)
         rc = run_replay(&o);
+    else if (strcmp(o.mode, "vote") == 0)
+        rc = run_vote(&o);
+    else if (strncmp(o.mode, "lie-", 4) == 0)
+        rc = run_lie(&o);
+    else if (strcmp(o.mode, "banned") == 0)
+        rc = run_banned(&o);
+    else if (strcmp(o.mode, "flood") == 0)
+        rc = run_flood(&o);
     else
         return usage();
     printf("rawpeer: %s: %s\n", o.mode, rc == 0 ? "daemon reacted as expected" : "UNEXPECTED");

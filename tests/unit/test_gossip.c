@@ -1028,6 +1028,80 @@ static void test_transfer_faults(void **state)
     }
 }
 
+/* A peer lists an adapter, gets our WANT, sends the MANIFEST and 10 bytes,
+ * then nothing while staying connected: at stall_ms it is faulted (BYE
+ * STATE, strike) and its bytes discarded; frames of another transfer from
+ * the same peer would have kept both alive. */
+static void test_stall_fault(void **state)
+{
+    struct script s;
+    struct msg_ad ad = { .size = 100 };
+    struct msg m = { .type = MSG_DIGEST, .u.digest = { .n_ads = 1, .ads = &ad } };
+    struct gossip_event t = { .type = GOSSIP_EV_TICK, .now_ms = 29999 };
+    uint8_t data[10] = { 1 };
+    bool discard = false;
+
+    script_open(&s, true);
+    memset(ad.id, 0x42, 32);
+    strcpy(ad.domain, "legal");
+    script_frame(&s, &m);
+    assert_int_equal(wanted(&s, ad.id), 1);
+    gossip_actions_reset(&s.act);
+    m = (struct msg){ .type = MSG_MANIFEST, .u.manifest = { .size = 100 } };
+    memcpy(m.u.manifest.id, ad.id, 32);
+    strcpy(m.u.manifest.domain, "legal");
+    script_frame(&s, &m);
+    m = (struct msg){ .type = MSG_CHUNK, .u.chunk = { .off = 0, .data = { data, 10 } } };
+    memcpy(m.u.chunk.id, ad.id, 32);
+    script_frame(&s, &m);
+    gossip_actions_reset(&s.act);
+    assert_int_equal(gossip_step(s.g, &t, &s.act), 0);   /* rounds only: not stalled yet */
+    for (size_t i = 0; i < s.act.n; i++)
+        assert_int_not_equal(s.act.v[i].type, GOSSIP_ACT_CLOSE);
+    gossip_actions_reset(&s.act);
+    t.now_ms = 30000;
+    assert_int_equal(gossip_step(s.g, &t, &s.act), 0);
+    expect_close(&s, PROTO_E_STATE, true, "stalled transfer");
+    for (size_t i = 0; i < s.act.n; i++)
+        discard |= s.act.v[i].type == GOSSIP_ACT_DISCARD && memcmp(s.act.v[i].id, ad.id, 32) == 0;
+    assert_true(discard);
+    assert_int_equal(gossip_adapter_state(s.g, ad.id), GOSSIP_AD_PARTIAL);
+    script_close(&s);
+}
+
+/* A VOTE the driver refused: a lie (code) faults the sender, an untrusted
+ * signer (code 0) is dropped in silence. */
+static void test_vote_refused(void **state)
+{
+    for (int lie = 0; lie < 2; lie++) {
+        struct script s;
+        uint8_t id[32], body[8] = "x", sig[8] = "y";
+        struct msg m = { .type = MSG_VOTE };
+        struct gossip_event ev = { .type = GOSSIP_EV_VOTE, .conn = 7, .ok = false,
+                                   .code = lie ? PROTO_E_AUTH : 0 };
+
+        script_open(&s, true);
+        publish(0, 1000, "legal", id);
+        gossip_actions_reset(&s.act);
+        memcpy(m.u.vote.id, id, 32);
+        memset(m.u.vote.by, 0x17, 32);
+        m.u.vote.body = (struct msg_bytes){ body, 1 };
+        m.u.vote.sig = (struct msg_bytes){ sig, 1 };
+        script_frame(&s, &m);
+        assert_int_equal(s.act.n, 1);
+        assert_int_equal(s.act.v[0].type, GOSSIP_ACT_VERIFY_VOTE);
+        gossip_actions_reset(&s.act);
+        memcpy(ev.id, id, 32);
+        memset(ev.by, 0x17, 32);
+        assert_int_equal(gossip_step(s.g, &ev, &s.act), 0);
+        if (lie)
+            expect_close(&s, PROTO_E_AUTH, true, "forged vote");
+        else
+            assert_int_equal(s.act.n, 0);
+        script_close(&s);
+    }
+}
+
 static void test_config(void **state)
 {
     struct gossip *g = NULL;
@@ -1274,6 +1348,8 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_one_source),
         cmocka_unit_test(test_transfer_faults),
+        cmocka_unit_test(test_stall_fault),
+        cmocka_unit_test(test_vote_refused),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_vote_pull_missing_only),
         cmocka_unit_test(test_vote_pull_same_count),

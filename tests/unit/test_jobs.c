@@ -36,6 +36,7 @@
 #include "merge_job.h"
 #include "policy.h"
 #include "probe.h"
+#include "proto_err.h"
 #include "sha256.h"
 #include "sig.h"
 #include "store.h"
@@ -497,8 +498,11 @@ static uint8_t *edited(const struct jobs_vote *v, const char *from, const char *
     return b;
 }
 
-static void expect_peer(const struct world *w, const char *name, const char *id, const char *by,
-                        const uint8_t *body, size_t n, const uint8_t *sig, size_t sig_len)
+/* A refused vote; `fault`: the peer fault it proves (0: none, keyrings or
+ * vote formats may differ). */
+static void expect_peer(const struct world *w, const char *name, int fault, const char *id,
+                        const char *by, const uint8_t *body, size_t n, const uint8_t *sig,
+                        size_t sig_len)
 {
     struct jobs_vote got = { 0 };
     struct dmn_diag d = { 0 };
@@ -509,6 +513,9 @@ static void expect_peer(const struct world *w, const char *name, const char *id,
     assert_true(d.msg[0] != '\0');
     assert_null(got.vote);
     assert_null(got.body);
+    if (got.fault != fault)
+        fail_msg("%s: fault %d (%s), want %d (%s)", name, got.fault, proto_err_name(got.fault), fault,
+                 proto_err_name(fault));
 }
 
 static void test_vote_forgeries(void **state)
@@ -520,26 +527,26 @@ static void test_vote_forgeries(void **state)
 
     assert_int_equal(jobs_sign_vote(w->t, IMDB_ID, "imdb", true, NULL, &v, &d), 0);
     b = edited(&v, "\"accept\"", "\"reject\"");
-    expect_peer(w, "verdict flipped", IMDB_ID, v.signer, b, v.body_len, v.sig, v.sig_len);
+    expect_peer(w, "verdict flipped", PROTO_E_AUTH, IMDB_ID, v.signer, b, v.body_len, v.sig, v.sig_len);
     free(b);
     b = edited(&v, "\"imdb\"", "\"imdc\"");
-    expect_peer(w, "domain changed", IMDB_ID, v.signer, b, v.body_len, v.sig, v.sig_len);
+    expect_peer(w, "domain changed", PROTO_E_AUTH, IMDB_ID, v.signer, b, v.body_len, v.sig, v.sig_len);
     free(b);
-    expect_peer(w, "wrong adapter id", EMOTION_ID, v.signer, v.body, v.body_len, v.sig, v.sig_len);
-    expect_peer(w, "wrong signer id", IMDB_ID, key_id(w->peer), v.body, v.body_len, v.sig, v.sig_len);
-    expect_peer(w, "truncated body", IMDB_ID, v.signer, v.body, v.body_len - 1, v.sig, v.sig_len);
-    expect_peer(w, "empty body", IMDB_ID, v.signer, v.body, 0, v.sig, v.sig_len);
-    expect_peer(w, "not hex id", "xyz", v.signer, v.body, v.body_len, v.sig, v.sig_len);
+    expect_peer(w, "wrong adapter id", PROTO_E_FIELD_VALUE, EMOTION_ID, v.signer, v.body, v.body_len, v.sig, v.sig_len);
+    expect_peer(w, "wrong signer id", PROTO_E_FIELD_VALUE, IMDB_ID, key_id(w->peer), v.body, v.body_len, v.sig, v.sig_len);
+    expect_peer(w, "truncated body", 0, IMDB_ID, v.signer, v.body, v.body_len - 1, v.sig, v.sig_len);
+    expect_peer(w, "empty body", 0, IMDB_ID, v.signer, v.body, 0, v.sig, v.sig_len);
+    expect_peer(w, "not hex id", 0, "xyz", v.signer, v.body, v.body_len, v.sig, v.sig_len);
     assert_non_null(sig = malloc(v.sig_len));
     memcpy(sig, v.sig, v.sig_len);
     sig[0] ^= 1;
-    expect_peer(w, "message sig differs", IMDB_ID, v.signer, v.body, v.body_len, sig, v.sig_len);
+    expect_peer(w, "message sig differs", PROTO_E_FIELD_VALUE, IMDB_ID, v.signer, v.body, v.body_len, sig, v.sig_len);
     free(sig);
     /* untrusted and revoked signers, with perfectly good signatures */
     assert_int_equal(jobs_sign_vote(w->t_stranger, IMDB_ID, "imdb", true, NULL, &vs, &d), 0);
-    expect_peer(w, "untrusted signer", IMDB_ID, vs.signer, vs.body, vs.body_len, vs.sig, vs.sig_len);
+    expect_peer(w, "untrusted signer", 0, IMDB_ID, vs.signer, vs.body, vs.body_len, vs.sig, vs.sig_len);
     assert_int_equal(jobs_sign_vote(w->t_revoked, IMDB_ID, "imdb", true, NULL, &vr, &d), 0);
-    expect_peer(w, "revoked signer", IMDB_ID, vr.signer, vr.body, vr.body_len, vr.sig, vr.sig_len);
+    expect_peer(w, "revoked signer", 0, IMDB_ID, vr.signer, vr.body, vr.body_len, vr.sig, vr.sig_len);
     /* the stranger's vote passes its own keyring check only if it were trusted:
      * same bytes verify under a trust that holds it (control) */
     {
