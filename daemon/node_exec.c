@@ -454,10 +454,6 @@ void node_feed(struct node *n, struct gossip_event *ev)
 {
     if (n->g == NULL)
         return;
-    /* A refused peer vote: whether it proves the sender lied (jobs.h,
-     * jobs_verify_vote) travels to the engine in ev->code. */
-    if (ev->type == GOSSIP_EV_VOTE && !ev->ok && ev->code == 0 && n->cur_vote != NULL)
-        ev->code = n->cur_vote->fault;
     if (n->in_step) {
         defer_event(n, ev);
         return;

@@ -248,6 +248,7 @@ static void answer_vote(struct node *n, struct job *j)
     memcpy(ev.by, j->kind == J_SIGN_VOTE ? n->self : j->by, MSG_ID_LEN);
     ev.ok = j->rc == 0;
     ev.accept = j->rc == 0 ? j->vote.accept : false;
+    ev.code = j->rc == 0 ? 0 : j->vote.fault;   /* a refusal that proves the sender lied */
     ev.body = (struct msg_bytes){ j->vote.body, j->vote.body_len };
     ev.sig = (struct msg_bytes){ j->vote.sig, j->vote.sig_len };
     n->cur_vote = &j->vote;
