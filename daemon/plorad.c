@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <uv.h>
 
@@ -44,14 +43,12 @@ int main(int argc, char **argv)
     sigset_t sigs;
     int rc, code;
 
-    /* OpenBLAS reads OPENBLAS_NUM_THREADS in its load-time constructor,
-     * before main: setting it here is too late, so set it and run again.
-     * One BLAS thread keeps the idle RSS small; the gate and merge already
-     * run in libuv's worker threads. */
-    if (getenv("OPENBLAS_NUM_THREADS") == NULL && setenv("OPENBLAS_NUM_THREADS", "1", 0) == 0) {
-        execv("/proc/self/exe", argv);
-        /* no /proc: go on with OpenBLAS's own thread count */
-    }
+    /* OpenBLAS reads OPENBLAS_NUM_THREADS in its constructor, which runs
+     * when lazy_la.c loads it at the first merge: set here, before any
+     * thread exists, it is in time. One BLAS thread keeps the RSS small;
+     * the gate and merge already run in libuv's worker threads. An
+     * operator's own value is kept. */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     /* SIGTERM/SIGINT/SIGHUP wait until the node's handlers are installed:
      * a stop asked for during start-up is still a clean stop. */
     sigemptyset(&sigs);

@@ -4,7 +4,7 @@
 #   systemd   systemd-analyze verify on plorad.service (ExecStart pointed at
 #             the built plorad); any warning fails.
 #   container every apt package of deploy/container/Containerfile exists
-#             (apt-cache show); every shared library `ldd plorad` lists comes
+#             (apt-cache show); every shared library `ldd plorad plora` lists comes
 #             from a runtime-stage package, a dependency of one, or a
 #             Priority: required package of the base image; the recipe keeps
 #             a non-root USER, VOLUME, HEALTHCHECK and ENTRYPOINT; the
@@ -79,15 +79,17 @@ apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-br
   --no-enhances "${rt[@]}" 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u >"$T/closure"
 dpkg-query -W -f='${Package} ${Priority} ${Essential}\n' 2>/dev/null |
   awk '$2 == "required" || $3 == "yes" { print $1 }' >>"$T/closure"
+# plora's list too: it holds the BLAS/LAPACK that plorad dlopens at its first
+# merge (daemon/lazy_la.c), which ldd cannot see in plorad
 miss=()
 while read -r lib; do
   pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n1 | cut -d: -f1)
   [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -n1 | cut -d: -f1)
   if [ -z "$pkg" ]; then miss+=("$lib(no package)"); continue; fi
   grep -qx "$pkg" "$T/closure" || miss+=("$lib($pkg)")
-done < <(ldd "$PLORAD" | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-[ "${#miss[@]}" -eq 0 ] && ok "runtime stage provides every library ldd lists for plorad" ||
-  fail "libraries of plorad no runtime-stage package provides: ${miss[*]}"
+done < <({ ldd "$PLORAD"; ldd "$PLORA"; } | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+[ "${#miss[@]}" -eq 0 ] && ok "runtime stage provides every library ldd lists for plorad and plora" ||
+  fail "libraries of plorad/plora no runtime-stage package provides: ${miss[*]}"
 grep -qE '^USER +[a-z]' "$cf" && ! grep -qE '^USER +(root|0)\b' "$cf" || fail "$cf: no non-root USER"
 for k in '^VOLUME /var/lib/plorad' '^EXPOSE ' '^HEALTHCHECK ' '^ENTRYPOINT \["/usr/local/bin/plorad"\]' '^FROM .* AS build'; do
   grep -qE "$k" "$cf" || fail "$cf lacks $k"
