@@ -28,7 +28,10 @@
  * Targets (issue 7): mb_s >= 1000 and ratio_tcp >= 0.6; idle RSS <= 10 MiB;
  * RSS during the transfer <= 10 MiB + 2 x chunk (chunk = 1 MiB here).
  * Env: PLORAD (daemon binary), BENCH_LOG_LEVEL (daemons' log_level, default
- * warn), BENCH_KEEP (keep the temp dir with the logs when a check fails).
+ * warn), BENCH_KEEP (keep the temp dir with the logs when a check fails),
+ * BENCH_TMP (where the daemons' data dirs go, default /tmp: the transfer
+ * ends with an fsync of the adapter, so on a disk the figure is bounded by
+ * its write speed; /dev/shm, a tmpfs, measures the transport and the hash).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -383,12 +386,14 @@ int main(int argc, char **argv)
 {
     const char *plorad = getenv("PLORAD") ? getenv("PLORAD") : "build/daemon/plorad";
     uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 256, bytes = 0;
-    char root[] = "/tmp/bench_transfer_XXXXXX", keyring[600], pub[600], listen[300];
+    const char *tmp = getenv("BENCH_TMP") ? getenv("BENCH_TMP") : "/tmp";
+    char root[400], keyring[600], pub[600], listen[300];
     struct daemon a = { 0 }, b = { 0 };
     struct rss idle = { 0, 0, 0 }, peak = { 0, 0, 0 }, gate = { 0, 0, 0 };
     double ms = -1, tcp, tcp2, limit = 10.0 + 2.0 * CHUNK / 1048576.0;
     int rc = 1;
 
+    snprintf(root, sizeof(root), "%s/bench_transfer_XXXXXX", tmp);
     if (mib == 0 || mkdtemp(root) == NULL)
         return 2;
     snprintf(keyring, sizeof(keyring), "%s/keyring", root);
