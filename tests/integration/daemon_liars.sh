@@ -25,19 +25,23 @@
 # passes, honest service continues.
 #
 # Short (CI) by default: a 16 MiB adapter, unloaded and flooded transfers
-# interleaved (2 pairs, up to 5 while the best of each differ by > 20%: the
+# interleaved (2 pairs, up to 8 while the best of each differ by > 20%: the
 # box is shared), each flood ended once its connects were all tried. The
 # long version: LIARS_LONG=1 (or the argument --long): a 64 MiB adapter,
 # three pairs, each flood held 300 s (F's fds sampled throughout). The rate
 # is gated only without sanitizers (printed always).
 # LIARS_FLOOD=N changes the number of connections (10000).
 . "$(dirname "$0")/lib_daemon.sh"
+# The rate check compares transfers of 16 MiB, which end with an fsync: on a
+# disk shared with the other tests that fsync is most of the noise. Keep the
+# nodes' data on a tmpfs when there is one (the transport is what is judged).
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 itest_init daemon_liars
 [ -n "${RAWPEER:-}" ] && [ -x "$RAWPEER" ] || die "RAWPEER (tests/integration/rawpeer) unset or not executable"
 LONG=${LIARS_LONG:-0}
 [ "${1:-}" = --long ] && LONG=1
 FLOOD=${LIARS_FLOOD:-10000}
-if [ "$LONG" = 1 ]; then LAYERS=64 HOLD_MS=300000 RUNS=3 MAX_RUNS=3; else LAYERS=16 HOLD_MS=60000 RUNS=2 MAX_RUNS=5; fi
+if [ "$LONG" = 1 ]; then LAYERS=64 HOLD_MS=300000 RUNS=3 MAX_RUNS=3; else LAYERS=16 HOLD_MS=60000 RUNS=2 MAX_RUNS=8; fi
 T_START=$(now_ms)
 
 for n in A B V F C L1 L2; do mknode "$n"; done
