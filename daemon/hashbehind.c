@@ -4,7 +4,7 @@
  * past what it hashed, then reads at most HB_STEP bytes with pread and feeds
  * them to SHA-256, releasing the mutex while it reads and hashes. HB_STEP
  * is small enough that the buffer stays in L2 between the read and the hash
- * (256 KiB: its copy out of the page cache costs ~6% of the hash), and
+ * (128 KiB: its copy out of the page cache costs a few % of the hash), and
  * bounds how long a cancel waits.
  */
 #include "hashbehind.h"
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define HB_STEP (256u << 10)   /* bytes read and hashed per step */
+#define HB_STEP (128u << 10)   /* bytes read and hashed per step */
 
 struct hashbehind {
     pthread_t th;
