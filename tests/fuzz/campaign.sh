@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The long fuzz campaign: every libFuzzer target for SECS seconds (default
+# 600), two at a time, at nice 19 so it yields the shared cores to builds
+# and benchmarks. Reuses run.sh, keeping scratch corpora, logs and artifacts
+# in OUT_DIR, then prints one Markdown table row per target (executions,
+# final cov/ft, scratch corpus size, result) for docs/fuzzing.md.
+# Usage: tests/fuzz/campaign.sh [SECS [BUILD_DIR [OUT_DIR]]]
+#   build first: make fuzz-build (or use make fuzz-campaign, which does both)
+# Then grow the seed corpora with the new coverage: tests/fuzz/merge_seeds.sh OUT_DIR
+# Results and how to triage a finding: docs/fuzzing.md.
+set -uo pipefail
+secs=${1:-600}; build=${2:-build-fuzz}
+out=${3:-fuzz-campaign-$(date -u +%Y%m%dT%H%M%SZ)}
+here=$(cd "$(dirname "$0")" && pwd)
+nice -n 19 bash "$here/run.sh" "$build" "$secs" "$out"; status=$?
+echo "| target | executions | cov | ft | corpus files | result |"
+echo "|---|---:|---:|---:|---:|---|"
+for log in "$out"/fuzz_*.log; do
+  t=$(basename "$log" .log)
+  execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
+  last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
+  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | awk '{print $2}')
+  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | awk '{print $2}')
+  files=$(find "$out/$t" -type f | wc -l)
+  finding=$(ls "$out/$t"-crash-* "$out/$t"-leak-* "$out/$t"-timeout-* "$out/$t"-oom-* 2>/dev/null | head -1)
+  if [ -n "$finding" ]; then res="FINDING $(basename "$finding")"
+  elif grep -q 'runtime error' "$log"; then res="FINDING UBSan"
+  else res=none; fi
+  echo "| $t | ${execs:-?} | ${cov:-?} | ${ft:-?} | $files | $res |"
+done
+exit $status
