@@ -4,8 +4,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
+FUZZ_CAMPAIGN_SECONDS ?= 600
 
-.PHONY: deps build demo tour test test-asan fuzz bench clean
+.PHONY: deps build demo tour test test-asan fuzz-build fuzz fuzz-campaign bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -44,12 +45,20 @@ test-asan: deps
 	    PLORA_SANITIZED=1 meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 --timeout-multiplier 4
 	python3 tests/summarize.py $(ASAN_BUILD)
 
-# Each libFuzzer target for FUZZ_SECONDS on its corpus (clang, ASan+UBSan).
-fuzz: deps
+# The libFuzzer targets (clang, ASan+UBSan) in $(FUZZ_BUILD).
+fuzz-build: deps
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized \
 	    -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C $(FUZZ_BUILD) fuzzers
+
+# Each libFuzzer target for FUZZ_SECONDS on its corpus.
+fuzz: fuzz-build
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The long campaign (docs/fuzzing.md): each target FUZZ_CAMPAIGN_SECONDS at
+# nice 19, scratch corpora, logs and artifacts kept in fuzz-campaign-<UTC time>/.
+fuzz-campaign: fuzz-build
+	bash tests/fuzz/campaign.sh $(FUZZ_CAMPAIGN_SECONDS) $(FUZZ_BUILD)
 
 bench: build
 	bash bench/run.sh $(BUILD)
