@@ -62,24 +62,6 @@ mkconfig F gossip.max_peers=64 node.log_level=info "node.publish=[\"$T/z\"]"
 start_node A; start_node V; start_node F
 wait_until 20 "A holds and gated X" st A "ad(s, '$X').get('gate') == 'accept'"
 
-# liar NODE MODE WANT-ERE WHAT [rawpeer args]: run rawpeer against NODE, then
-# look for the reason among the lines NODE logged meanwhile.
-liar() {
-  local n=$1 mode=$2 re=$3 what=$4 before rc=0 t0 tag
-  shift 4
-  tag="$n-$mode-$(date +%s%N)"
-  before=$(wc -l <"$T/$n/stderr.log")
-  t0=$(now_ms)
-  timeout 60 "$RAWPEER" "$mode" "$(node_listen "$n")" --wait-ms 10000 "$@" >"$T/rawpeer-$tag.out" 2>&1 || rc=$?
-  sed "s/^/#   /" "$T/rawpeer-$tag.out"
-  [ "$rc" -eq 0 ] || fail "$what: rawpeer $mode exit $rc: $(grep -E 'FAIL|UNEXPECTED' "$T/rawpeer-$tag.out" | head -n 3)"
-  sleep 0.1
-  tail -n +$((before + 1)) "$T/$n/stderr.log" >"$T/log-$tag.txt"
-  grep -qE -- "$re" "$T/log-$tag.txt" ||
-    fail "$what: $n logged no line matching /$re/; its new lines: $(grep -v ' D ' "$T/log-$tag.txt" | head -c 800)"
-  kill -0 "$(node_pid "$n")" 2>/dev/null || die "$n died after: $what"
-  info "$what: handled in $(( $(now_ms) - t0 )) ms"
-}
 # alive NODE WHAT: pid up and /status answering.
 alive() {
   kill -0 "$(node_pid "$1")" 2>/dev/null || die "$1 died after: $2"
@@ -88,16 +70,16 @@ alive() {
 
 # ---- a. votes ---------------------------------------------------------
 info "a. lying votes on A (quorum 2; A's own ACCEPT is one); at $(( $(now_ms) - T_START )) ms"
-liar A vote 'PEER-STRIKE.*PROTO_E_AUTH' "VOTE with trusted B's key id, verdict changed after signing" \
+rawpeer_expect A vote 'PEER-STRIKE.*PROTO_E_AUTH' "VOTE with trusted B's key id, verdict changed after signing" \
   --key "$T/L1/node.key" --vote-key "$T/B/node.key" --adapter "$X" --domain arithmetic --tamper --expect fault
-liar A vote 'VOTE-REJECTED.*not in the keyring' "VOTE by an untrusted key" \
+rawpeer_expect A vote 'VOTE-REJECTED.*not in the keyring' "VOTE by an untrusted key" \
   --key "$T/L2/node.key" --vote-key "$T/U/node.key" --adapter "$X" --domain arithmetic --expect open
-liar A vote 'VOTE-REJECTED.*revoked' "VOTE by a revoked key" \
+rawpeer_expect A vote 'VOTE-REJECTED.*revoked' "VOTE by a revoked key" \
   --key "$T/L2/node.key" --vote-key "$T/R/node.key" --adapter "$X" --domain arithmetic --expect open
-liar A vote 'VOTE-EQUIVOCATION' "L2 signs REJECT then ACCEPT on X" \
+rawpeer_expect A vote 'VOTE-EQUIVOCATION' "L2 signs REJECT then ACCEPT on X" \
   --key "$T/L2/node.key" --vote-key "$T/L2/node.key" --adapter "$X" --domain arithmetic \
   --verdict reject,accept --expect open
-liar A banned 'PEER-BANNED' "L1 (forged a vote) is banned" --key "$T/L1/node.key"
+rawpeer_expect A banned 'PEER-BANNED' "L1 (forged a vote) is banned" --key "$T/L1/node.key"
 alive A "the lying votes"
 st A "ad(s, '$X').get('state') != 'committed' and s['merges'] == 0" >/dev/null ||
   fail "A committed or merged X on the liars' votes: $(st A "(ad(s, '$X'), s['merges'])")"
@@ -117,13 +99,13 @@ done
 # ---- b. transfers -----------------------------------------------------
 info "b. lying sources on V (stall_ms 0.8 s, ban at the 4th strike); at $(( $(now_ms) - T_START )) ms"
 lie_args=(--key "$T/L2/node.key" --adapter-dir "$T/x" --domain arithmetic)
-liar V lie-nowant 'PEER-STRIKE.*PROTO_E_STATE' "X announced, WANT never answered" "${lie_args[@]}"
-liar V lie-stall 'PARTIAL-DISCARDED' "MANIFEST and a wrong CHUNK, then silence" "${lie_args[@]}"
+rawpeer_expect V lie-nowant 'PEER-STRIKE.*PROTO_E_STATE' "X announced, WANT never answered" "${lie_args[@]}"
+rawpeer_expect V lie-stall 'PARTIAL-DISCARDED' "MANIFEST and a wrong CHUNK, then silence" "${lie_args[@]}"
 [ -s "$T/V/data/partial/$X/adapter_model.safetensors" ] &&
   fail "V kept the stalled liar's wrong bytes: $(ls -l "$T/V/data/partial/$X")"
-liar V lie-bytes 'PEER-STRIKE.*PROTO_E_HASH' "every CHUNK sent, one byte flipped" "${lie_args[@]}"
-liar V lie-offset 'PEER-STRIKE.*PROTO_E_STATE.*banned' "a CHUNK at offset = size (4th lie: ban)" "${lie_args[@]}"
-liar V banned 'PEER-BANNED' "L2 is banned at V" --key "$T/L2/node.key"
+rawpeer_expect V lie-bytes 'PEER-STRIKE.*PROTO_E_HASH' "every CHUNK sent, one byte flipped" "${lie_args[@]}"
+rawpeer_expect V lie-offset 'PEER-STRIKE.*PROTO_E_STATE.*banned' "a CHUNK at offset = size (4th lie: ban)" "${lie_args[@]}"
+rawpeer_expect V banned 'PEER-BANNED' "L2 is banned at V" --key "$T/L2/node.key"
 alive V "the lying sources"
 st V "s['strikes'] >= 4 and s['bans'] >= 1" >/dev/null || fail "V: strikes/bans $(st V "(s['strikes'], s['bans'])")"
 st V "ad(s, '$X').get('state') in (None, 'partial') and ad(s, '$X').get('stored', 0) == 0" >/dev/null ||

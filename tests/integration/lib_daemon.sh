@@ -294,3 +294,25 @@ signed_copy() {
 
 # held_committed NAME ID: the adapter is whole and committed at NAME.
 held_committed() { st "$1" "ad(s, '$2').get('state') == 'committed' and ad(s, '$2').get('stored') == ad(s, '$2').get('size')"; }
+
+# rawpeer_expect NODE MODE WANT-ERE WHAT [rawpeer args]: run the hostile peer
+# (tests/integration/rawpeer.c, $RAWPEER) in MODE against NODE, then require a
+# line matching WANT-ERE among those NODE logged meanwhile, and NODE alive.
+# Those lines are left in the file named by $RAWPEER_LOG for further checks.
+rawpeer_expect() {
+  local n=$1 mode=$2 re=$3 what=$4 before rc=0 t0 tag
+  shift 4
+  tag="$n-$mode-$(date +%s%N)"
+  before=$(wc -l <"$T/$n/stderr.log")
+  t0=$(now_ms)
+  timeout 60 "$RAWPEER" "$mode" "$(node_listen "$n")" --wait-ms 10000 "$@" >"$T/rawpeer-$tag.out" 2>&1 || rc=$?
+  sed "s/^/#   /" "$T/rawpeer-$tag.out"
+  [ "$rc" -eq 0 ] || fail "$what: rawpeer $mode exit $rc: $(grep -E 'FAIL|UNEXPECTED|rawpeer:.*(no |not )' "$T/rawpeer-$tag.out" | head -n 3)"
+  sleep 0.3
+  RAWPEER_LOG="$T/log-$tag.txt"
+  tail -n +$((before + 1)) "$T/$n/stderr.log" >"$RAWPEER_LOG"
+  grep -qE -- "$re" "$RAWPEER_LOG" ||
+    fail "$what: $n logged no line matching /$re/; its new lines: $(grep -v ' D ' "$RAWPEER_LOG" | head -c 800)"
+  kill -0 "$(node_pid "$n")" 2>/dev/null || die "$n died after: $what"
+  info "$what: handled in $(( $(now_ms) - t0 )) ms"
+}
