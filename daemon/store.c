@@ -441,12 +441,19 @@ uint64_t store_verify_behind_count(void)
 
 /* ---- slots ---- */
 
+/* DIR/partial/<id>/adapter_model.safetensors of slot sl into path[PATH_MAX];
+ * 0 or path_fmt's code (d may be NULL). */
+static int slot_st_path(const struct store *s, const struct slot *sl, char *path,
+                        struct dmn_diag *d)
+{
+    return path_fmt(path, PATH_MAX, d, "%s/partial/%s/" F_ST, s->dir, sl->e.id);
+}
+
 static void slot_unnote(const struct store *s, struct slot *sl)
 {
     char path[PATH_MAX];
 
-    if (sl->noted &&
-        path_fmt(path, sizeof(path), NULL, "%s/partial/%s/" F_ST, s->dir, sl->e.id) == 0)
+    if (sl->noted && slot_st_path(s, sl, path, NULL) == 0)
         note_drop(path);
     sl->noted = false;
 }
@@ -843,7 +850,7 @@ static int open_partial_fd(struct store *s, struct slot *sl, struct dmn_diag *d)
     char path[PATH_MAX];
     int rc;
 
-    if ((rc = path_fmt(path, sizeof(path), d, "%s/partial/%s/" F_ST, s->dir, sl->e.id)) != 0)
+    if ((rc = slot_st_path(s, sl, path, d)) != 0)
         return rc;
     if ((sl->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
         return sys_fail(d, errno_code(errno), path, "cannot open for writing", errno);
@@ -873,8 +880,7 @@ static void hash_prepare(const struct store *s, struct slot *sl, uint64_t off)
     if (off < sl->e.stored) {
         hashbehind_cancel(sl->hb);
         sl->hb = NULL;
-    } else if (off == 0 && sl->hb == NULL &&
-               path_fmt(path, sizeof(path), NULL, "%s/partial/%s/" F_ST, s->dir, sl->e.id) == 0) {
+    } else if (off == 0 && sl->hb == NULL && slot_st_path(s, sl, path, NULL) == 0) {
         sl->hb = hashbehind_start(path);
     }
 }
@@ -973,7 +979,7 @@ static void release_note(struct store *s, struct slot *sl)
 
     if (sl->hb != NULL && sl->e.stored == sl->e.size && fstat(sl->fd, &st) == 0 &&
         (uint64_t)st.st_size == sl->e.size &&
-        path_fmt(path, sizeof(path), NULL, "%s/partial/%s/" F_ST, s->dir, sl->e.id) == 0) {
+        slot_st_path(s, sl, path, NULL) == 0) {
         hashbehind_close(sl->hb);
         note_put(path, sl->hb, &st);
         sl->noted = true;
