@@ -352,32 +352,6 @@ static void on_listener_closed(uv_handle_t *h)
     free(l);
 }
 
-/* Whether c has not sent a byte yet (no frame prefix, no frame). */
-static bool conn_silent(const struct conn *c)
-{
-    return c->tr.hdr_got == 0 && c->tr.last_len == 0;
-}
-
-/* When every slot is taken: the inbound connection to give up for a new
- * one -- never an authenticated peer; among those still before HELLO, the
- * oldest that has sent nothing (an idle flood), else the oldest. NULL when
- * none is before authentication. */
-static struct conn *preauth_victim(struct transport *t, const struct conn *except)
-{
-    struct conn *v = NULL, *c;
-    unsigned b;
-
-    for (b = 0; b < CONN_BUCKETS; b++)
-        for (c = t->table[b]; c != NULL; c = c->hnext) {
-            if (c == except || c->outbound || c->authed || c->state != CONN_OPEN)
-                continue;
-            if (v == NULL || (conn_silent(c) && !conn_silent(v)) ||
-                (conn_silent(c) == conn_silent(v) && c->opened_ms < v->opened_ms))
-                v = c;
-        }
-    return v;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
@@ -398,13 +372,8 @@ static void on_connection(uv_stream_t *server, int status)
         refuse = "not accepting";
     else if (transport_host_banned(t, c->host))
         refuse = "banned";
-    else if (t->n_conns > t->o.max_conns) {  /* n_conns counts c */
-        struct conn *v = preauth_victim(t, c);
-        if (v == NULL)
-            refuse = "too many connections";
-        else   /* a flood that keeps redialling must not lock newcomers out */
-            conn_close_hard(v, 0, "evicted: every slot taken, oldest before authentication");
-    }
+    else if (t->n_conns > t->o.max_conns)  /* n_conns counts c */
+        refuse = "too many connections";
     if (refuse == NULL) {
         conn_up(c, NULL);
         return;

@@ -19,9 +19,7 @@
  *    itself with transport_queued and the on_writable callback); a peer that
  *    does not drain its queue within idle_ms is dropped (no BYE: it would
  *    not get through);
- *  - max_conns connections at once: when all are taken, a new inbound one
- *    evicts the oldest inbound connection not yet authenticated (one that
- *    has sent nothing first), else it is accepted and closed;
+ *  - max_conns connections at once (more inbound are accepted and closed);
  *  - bans: transport_ban(host) refuses inbound from that host and
  *    dialling it until the ban expires. A frame-level error (bad length,
  *    oversize) closes with a BYE {PROTO_E_FRAME_LEN, reason} and counts a
