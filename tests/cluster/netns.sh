@@ -139,7 +139,7 @@ net_up() {
 net_up || die "could not build the namespaces and bridge"
 tmark "namespaces up"
 ok "6 host namespaces on a bridge in $BR, subnet 10.231.$X.0/24"
-ip -o addr show 2>/dev/null | grep -q "10\.231\.$X\." && fail "an address of the test leaked into the root namespace"
+grep -q "10\.231\.$X\." <<<"$(ip -o addr show 2>/dev/null)" && fail "an address of the test leaked into the root namespace"
 # reachability over the bridge before any daemon runs
 ip netns exec "$(ns 6)" ping -c 1 -W 2 "$(addr 1)" >/dev/null 2>&1 ||
   { ip netns exec "$(ns 6)" "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(1)

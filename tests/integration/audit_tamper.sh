@@ -73,7 +73,7 @@ expect "keyring not a dir" 2 - - "$log" --keyring "$tmp/nope"
 rc=0; "$PLORA" verify-log >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || bad "no argument: exit $rc"
 human=$("$PLORA" verify-log "$tmp/edit500.jsonl" || true)
-echo "$human" | grep -q "line 501" || bad "human output does not name the line: $human"
+grep -q "line 501" <<<"$human" || bad "human output does not name the line: $human"
 
 # --store: each merge recomputed from the adapter store (DIR/<id>/)
 PEFT="$PLORA_FIXTURES/peft"
@@ -90,7 +90,7 @@ cp -r "$tmp/mout" "$store/$oid"
 "$TOOL" mkmerge "$tmp/m.jsonl" "$store/$oid/certificate.json" || bad "mkmerge"
 expect "merge log, no store" 0 - - "$tmp/m.jsonl"
 expect "merge replayed from the store" 0 - - "$tmp/m.jsonl" --store "$store"
-"$PLORA" verify-log "$tmp/m.jsonl" --store "$store" --json | grep -q '"merges_replayed":1' || bad "merge not replayed"
+grep -q '"merges_replayed":1' <<<"$("$PLORA" verify-log "$tmp/m.jsonl" --store "$store" --json)" || bad "merge not replayed"
 cp "$store/$oid/certificate.json" "$tmp/cert.orig"
 python3 - "$store/$oid/certificate.json" <<'PY'
 import json, sys

@@ -149,7 +149,7 @@ run() {
   launch_node C
   if [ "$tag" = burst ]; then
     deadline=$(( $(now_ms) + 30000 ))
-    until tail -n +"$((before + 1))" "$T/F/stderr.log" | grep -q " PEER-UP peer=${cid:0:8}"; do
+    until awk -v n="$before" -v p=" PEER-UP peer=${cid:0:8}" 'NR > n && index($0, p) { f = 1 } END { exit !f }' "$T/F/stderr.log"; do
       [ "$(now_ms)" -lt "$deadline" ] || { fail "F never saw C (flood run)"; break; }
       sleep 0.02
     done

@@ -73,7 +73,7 @@ start_node B --join "$(node_listen A)"
 bpid=$(node_pid B)
 
 # 1. the big transfer fails cleanly, and the log says why
-nospace() { grep -E 'STORE-(WRITE-FAILED|BEGIN-REFUSED)' "$T/B/stderr.log" | grep -qiE 'NOSPACE|no space'; }
+nospace() { grep -qiE 'STORE-(WRITE-FAILED|BEGIN-REFUSED).*(NOSPACE|no space)' "$T/B/stderr.log"; }
 if wait_until 60 "B logs a store failure naming NOSPACE for the big adapter" nospace; then pass
   info "B: $(grep -m1 -E 'STORE-(WRITE-FAILED|BEGIN-REFUSED)' "$T/B/stderr.log")"
 fi
