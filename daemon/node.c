@@ -276,6 +276,40 @@ void node_stop(struct node *n, const char *reason, int exit_code)
     node_maybe_finish(n);
 }
 
+/* The node's copy of the engine's votes (counts in /status, signers of a
+ * commit record): those of key `id` go, as they did in the engine. */
+static void forget_votes(struct ad_rec *a, const char *id)
+{
+    size_t keep = 0;
+
+    for (size_t i = 0; i < a->n_votes; i++) {
+        if (strcmp(a->votes[i].by, id) != 0) {
+            a->votes[keep++] = a->votes[i];
+            continue;
+        }
+        a->votes[i].accept ? a->info.votes_accept-- : a->info.votes_reject--;
+    }
+    a->n_votes = keep;
+}
+
+/* Keys trusted by `was` and not by `now` (removed or revoked): the engine
+ * forgets their votes, which would otherwise still count towards quorum. */
+static void untrust_dropped(struct node *n, const struct keyring *was, const struct keyring *now)
+{
+    for (size_t i = 0; i < keyring_count(was); i++) {
+        const struct key *k = keyring_at(was, i);
+        size_t dropped;
+
+        if (!keyring_is_trusted(was, key_id(k)) || keyring_is_trusted(now, key_id(k)))
+            continue;
+        dropped = n->g != NULL ? gossip_untrust(n->g, key_id_bin(k)) : 0;
+        for (size_t j = 0; j < n->n_ads; j++)
+            forget_votes(n->ads[j], key_id(k));
+        log_info("RELOAD-UNTRUST", "key=%.16s %s: %zu vote(s) dropped", key_id(k),
+                 keyring_is_revoked(now, key_id(k)) ? "revoked" : "removed", dropped);
+    }
+}
+
 /* SIGHUP: a new trust object for new jobs; running jobs keep theirs. */
 static void reload(struct node *n)
 {
@@ -293,6 +327,7 @@ static void reload(struct node *n)
                  dmn_err_name(rc));
         return;
     }
+    untrust_dropped(n, n->trust->keyring, t->keyring);
     jobs_trust_unref(n->trust);
     n->trust = t;
     log_info("RELOAD", "keys=%zu trusted=%zu", keyring_count(t->keyring),

@@ -1230,6 +1230,31 @@ uint64_t gossip_next_deadline_ms(const struct gossip *g)
 
 /* ---- public ---- */
 
+size_t gossip_untrust(struct gossip *g, const msg_id by)
+{
+    size_t dropped = 0;
+
+    for (size_t i = 0; i < g->n_ads; i++) {
+        struct ad *ad = &g->ads[i];
+        size_t k = 0;
+
+        while (k < ad->n_votes) {
+            struct vote *v = &ad->votes[k];
+            if (memcmp(v->by, by, MSG_ID_LEN) != 0) {
+                k++;
+                continue;
+            }
+            ad->vset -= msg_vote_term(v->by, v->accept);
+            free(v->body);
+            free(v->sig);
+            memmove(v, v + 1, (ad->n_votes - k - 1) * sizeof(*v));
+            ad->n_votes--;
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
 int gossip_step(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *out)
 {
     struct conn *c;

@@ -188,4 +188,12 @@ size_t gossip_members(const struct gossip *g, struct msg_peer *out, size_t cap);
 /* Current round number (starts at 0, +1 at each round start). */
 uint64_t gossip_round(const struct gossip *g);
 
+/* Key `by` is no longer trusted (the driver reloaded its keyring): drop its
+ * votes from every adapter, so that they count towards no quorum and are
+ * relayed no more (DIGEST then advertises fewer votes; were the key trusted
+ * again, the votes would be pulled again). Adapters already committed stay
+ * committed: that decision is in the audit log. Dropping votes can never
+ * complete a quorum, so there are no actions. Returns how many votes went. */
+size_t gossip_untrust(struct gossip *g, const msg_id by);
+
 #endif

@@ -6,7 +6,8 @@
 # C's vote reaches A through B, but A does not trust C: A holds one accept
 # (its own) and cannot commit. After C's key is copied into A's keyring dir
 # and A gets SIGHUP (same process), the next exchange with B brings C's vote
-# again and A commits X with signers {A, C}.
+# again and A commits X with signers {A, C}. Then C is revoked in A's
+# keyring and A gets SIGHUP again: A drops C's vote (X stays committed).
 . "$(dirname "$0")/lib_daemon.sh"
 itest_init daemon_sighup
 
@@ -48,6 +49,17 @@ grep -v '^####' "$T/A/stderr.log" | grep -iE 'sighup|reload' | head -n 3 | sed '
 # first match can kill the writer before it (SIGPIPE) and fail the pipeline
 grep -qiE '^[^#].*(sighup|reload)' "$T/A/stderr.log" || fail "A logged nothing about the SIGHUP reload"
 
+# Revoking C (its id in A's revoked list, its key file kept) and SIGHUP: A
+# forgets C's vote, so it counts towards no quorum any more; X stays
+# committed (that decision is in the audit log), and C's vote, offered
+# again by B each round, is refused as revoked.
+node_id C >"$T/krA/revoked"
+kill -HUP "$pid"
+wait_until 10 "A logs that it dropped C's vote" grep -q "RELOAD-UNTRUST key=${C_id:0:16} revoked: 1 vote(s) dropped" "$T/A/stderr.log"
+wait_until 10 "A counts one accept for X after revoking C" st A "ad(s, '$id').get('votes_accept') == 1"
+sleep 1.5   # several rounds with B, who still holds and offers C's vote
+st A "ad(s, '$id').get('votes_accept') == 1 and ad(s, '$id').get('state') == 'committed'" >/dev/null ||
+  fail "A after revoking C: want X committed with one accept (A's own): $(st A "ad(s, '$id')")"
 stop_node C; stop_node B; stop_node A
 for n in A B C; do verify_log "$n"; done
 audit_has A "r.get('type') == 'vote' and r['vote']['signer'] == '$C_id' and r['vote']['verdict'] == 'accept'" || fail "A's audit log has no vote by C"

@@ -1215,6 +1215,38 @@ static void test_vote_pull_same_count(void **state)
     teardown_nodes();
 }
 
+/* A key untrusted by a keyring reload: its votes count no more (the next
+ * honest vote does not complete quorum with them), other adapters lose its
+ * votes too, an unknown key drops nothing, and the key's vote counts again
+ * once it is received again (trusted again). */
+static void test_untrust_drops_votes(void **state)
+{
+    uint8_t id[32], id2[32];
+
+    memset(id, 0x5c, 32);
+    memset(id2, 0x5d, 32);
+    setup_nodes(6, 3, 60);
+    hold(0, id);
+    hold(0, id2);
+    give_vote(0, 2, id);
+    give_vote(0, 3, id);
+    give_vote(0, 2, id2);
+    assert_int_equal(nodes[0].audits[GOSSIP_AUDIT_VOTE], 3);
+    assert_int_equal(gossip_untrust(nodes[0].g, nodes[2].id), 2);
+    assert_int_equal(gossip_untrust(nodes[0].g, nodes[2].id), 0);
+    assert_int_equal(gossip_untrust(nodes[0].g, nodes[5].id), 0);
+    give_vote(0, 4, id);   /* 3 and 4: two keys, quorum 3 */
+    assert_int_equal(gossip_adapter_state(nodes[0].g, id), GOSSIP_AD_HELD);
+    give_vote(0, 2, id);   /* trusted again and received again: counts */
+    assert_int_equal(nodes[0].audits[GOSSIP_AUDIT_VOTE], 5);
+    assert_int_equal(gossip_adapter_state(nodes[0].g, id), GOSSIP_AD_COMMITTED);
+    assert_int_equal(gossip_adapter_state(nodes[0].g, id2), GOSSIP_AD_HELD);
+    /* a committed adapter stays committed when a signer is untrusted */
+    assert_int_equal(gossip_untrust(nodes[0].g, nodes[3].id), 1);
+    assert_int_equal(gossip_adapter_state(nodes[0].g, id), GOSSIP_AD_COMMITTED);
+    teardown_nodes();
+}
+
 /* WANT.vids entries in the action list on conn. */
 static size_t vids_in(const struct script *s, uint32_t conn)
 {
@@ -1353,6 +1385,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_vote_pull_missing_only),
         cmocka_unit_test(test_vote_pull_same_count),
+        cmocka_unit_test(test_untrust_drops_votes),
         cmocka_unit_test(test_vote_pull_once_a_round),
         cmocka_unit_test(test_vote_answer),
     };
