@@ -29,6 +29,10 @@ struct wreq {
     struct conn *c;
     uint8_t *frame;   /* owned; freed when the write completes */
     size_t n;         /* bytes given to uv_write (the frame's unsent tail) */
+    conn_release_fn *release;   /* conn_send_ref: called instead of free(frame) */
+    void *rbase;
+    size_t rlen;
+    uint8_t head[];   /* conn_send_ref: the copied head */
 };
 
 enum due_kind { DUE_NONE, DUE_LINGER, DUE_HANDSHAKE, DUE_FRAME, DUE_IDLE, DUE_STALL };
@@ -430,7 +434,10 @@ static void on_write(uv_write_t *req, int status)
     size_t before = c->queued, half = t->o.queue_max / 2;
 
     c->queued -= w->n;
-    free(w->frame);
+    if (w->release != NULL)
+        w->release(w->rbase, w->rlen);
+    else
+        free(w->frame);
     if (status < 0) {
         free(w);
         if (status != UV_ECANCELED)
@@ -464,6 +471,27 @@ int conn_can_queue(struct conn *c, size_t n)
         c->want_writable = true;
         return DMN_E_RANGE;
     }
+    return 0;
+}
+
+/* The queued write w of n bytes, `done` of which uv_try_write already sent. */
+static int queue_write(struct conn *c, struct wreq *w, uv_buf_t *b, unsigned nb, size_t n,
+                       size_t done)
+{
+    int rc;
+
+    w->c = c;
+    w->n = n - done;
+    if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, nb, on_write)) != 0) {
+        write_failed(c, rc);
+        return DMN_E_NOT_FOUND;
+    }
+    if (c->queued == 0) {  /* the stall clock starts */
+        c->last_write_ms = now_ms(c);
+        c->stall_wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    }
+    c->queued += n - done;
+    conn_arm(c);
     return 0;
 }
 
@@ -502,25 +530,73 @@ int conn_send(struct conn *c, uint8_t *base, size_t off, size_t n, bool force)
         conn_close_hard(c, DMN_E_NOMEM, "out of memory");
         goto out;
     }
-    w->c = c;
     w->frame = base;
-    w->n = n - done;
+    w->release = NULL;
     b = uv_buf_init((char *)frame + done, (unsigned)(n - done));
-    if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) != 0) {
+    if ((rc = queue_write(c, w, &b, 1, n, done)) != 0) {
         free(w);
-        write_failed(c, rc);
-        rc = DMN_E_NOT_FOUND;
         goto out;
     }
-    if (c->queued == 0) {  /* the stall clock starts */
-        c->last_write_ms = now_ms(c);
-        c->stall_wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    }
-    c->queued += n - done;
     base = NULL;  /* transferred to w */
-    conn_arm(c);
 out:
     free(base);
+    return rc;
+}
+
+/* Queue head[0..hn) + data[0..dn) as one frame: the head is copied, the
+ * data is only referenced until release(rbase, rlen) is called, exactly
+ * once in every case (sent, refused, failed, cancelled by a close). Same
+ * codes as conn_send. */
+int conn_send_ref(struct conn *c, const uint8_t *head, size_t hn, const uint8_t *data, size_t dn,
+                  conn_release_fn *release, void *rbase, size_t rlen)
+{
+    struct transport *t = c->t;
+    struct wreq *w = NULL;
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    size_t n = hn + dn, done = 0;
+    int rc = conn_can_queue(c, n);
+
+    if (rc != 0 || n == 0)
+        goto out;
+    if (c->queued == 0) {  /* nothing ahead of it: try the socket directly */
+        b[0] = uv_buf_init((char *)head, (unsigned)hn);
+        b[1] = uv_buf_init((char *)data, (unsigned)dn);
+        rc = uv_try_write((uv_stream_t *)&c->tcp, b, 2);
+        if (rc < 0 && rc != UV_EAGAIN) {
+            write_failed(c, rc);
+            rc = DMN_E_NOT_FOUND;
+            goto out;
+        }
+        done = rc > 0 ? (size_t)rc : 0;
+        t->st.bytes_out += done;
+        rc = 0;
+        if (done == n) {
+            t->st.frames_out++;
+            goto out;
+        }
+    }
+    if ((w = malloc(sizeof(*w) + hn)) == NULL) {
+        rc = DMN_E_NOMEM;  /* the peer would see a torn frame: drop it */
+        conn_close_hard(c, DMN_E_NOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(w->head, head, hn);
+    w->frame = NULL;
+    w->release = release;
+    w->rbase = rbase;
+    w->rlen = rlen;
+    if (done < hn)
+        b[nb++] = uv_buf_init((char *)w->head + done, (unsigned)(hn - done));
+    b[nb++] = uv_buf_init((char *)data + (done > hn ? done - hn : 0),
+                          (unsigned)(dn - (done > hn ? done - hn : 0)));
+    if ((rc = queue_write(c, w, b, nb, n, done)) != 0) {
+        free(w);
+        goto out;
+    }
+    return 0;
+out:
+    release(rbase, rlen);
     return rc;
 }
 

@@ -117,6 +117,10 @@ void conn_close_graceful(struct conn *c, int code, const char *why);
 void conn_close_hard(struct conn *c, int code, const char *why);
 void conn_fault(struct conn *c, int proto_code, bool strike, const char *why);
 int conn_send(struct conn *c, uint8_t *base, size_t off, size_t n, bool force);
+/* Called once a referenced buffer is no longer needed (conn_send_ref). */
+typedef void conn_release_fn(void *base, size_t len);
+int conn_send_ref(struct conn *c, const uint8_t *head, size_t hn, const uint8_t *data, size_t dn,
+                  conn_release_fn *release, void *rbase, size_t rlen);
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
 void conn_set_authed(struct conn *c);

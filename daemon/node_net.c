@@ -2,12 +2,13 @@
  * engine, paced adapter streaming, the overlay (whom to dial), key strikes.
  *
  * Streaming: a SEND_ADAPTER becomes a send_job on its connection (FIFO, one
- * adapter after another): MANIFEST, then CHUNKs, each read with pread
- * straight into its own frame buffer after MSG_CHUNK_HEAD_MAX bytes, its
- * head written just before the data, and handed to transport_send_at (no
- * copy in user space). At most NODE_SEND_CHUNKS chunk frames are queued per
- * connection, so an adapter of any size costs about NODE_SEND_CHUNKS x
- * chunk_size of memory per connection. Pacing: the transport calls
+ * adapter after another): MANIFEST, then CHUNKs, each chunk's pages
+ * mapped from the stored file and handed to transport_send_ref with the
+ * CHUNK head (no copy in user space, no buffer to allocate and zero; the
+ * mapping is released when its write is done). At most NODE_SEND_CHUNKS
+ * chunk frames are queued per connection, so an adapter of any size costs
+ * about NODE_SEND_CHUNKS x chunk_size of (file-backed) memory per
+ * connection. Pacing: the transport calls
  * on_writable when its queue falls to half of queue_max after being above
  * it; when NODE_SEND_CHUNKS frames fill more than half of queue_max (1 MiB
  * chunks, 4 MiB queue) that drives the stream. Otherwise (small chunks) the
@@ -38,6 +39,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -228,6 +231,7 @@ static int send_start(struct node *n, struct peer *p, struct send_job *sj)
     struct msg m = { .type = MSG_MANIFEST };
     uint8_t *cfg = NULL, *man = NULL, *f = NULL;
     size_t cfg_n = 0, man_n = 0, fn = 0;
+    struct stat stb;
     struct dmn_diag d = { 0 };
     int rc;
 
@@ -245,6 +249,15 @@ static int send_start(struct node *n, struct peer *p, struct send_job *sj)
     }
     if ((rc = sj->fd = store_open_adapter_fd(n->store, sj->hex, &d)) < 0)
         goto out;
+    if (fstat(sj->fd, &stb) != 0) {
+        rc = dmn_fail(&d, DMN_E_IO, "fstat of the stored file: %s", strerror(errno));
+        goto out;
+    }
+    if ((uint64_t)stb.st_size != sj->size) {   /* chunks are mapped: never past the end */
+        rc = dmn_fail(&d, DMN_E_IO, "the stored file is %lld bytes, its size is %" PRIu64,
+                      (long long)stb.st_size, sj->size);
+        goto out;
+    }
     rc = transport_send(n->t, p->conn, f, fn);
     f = NULL;   /* the transport's */
     p->sent_adapters++;
@@ -260,40 +273,36 @@ out:
     return rc;
 }
 
-/* Read len bytes at sj->off of the adapter into dst. */
-static int read_chunk(struct send_job *sj, uint8_t *dst, size_t len)
+static void unmap_chunk(void *base, size_t len)
 {
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t r = pread(sj->fd, dst + got, len - got, (off_t)(sj->off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": %s", sj->hex, sj->off + got,
-                     r < 0 ? strerror(errno) : "file shorter than its size");
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
+    munmap(base, len);
 }
 
-/* One CHUNK of len bytes at sj->off, zero copy: data read after
- * MSG_CHUNK_HEAD_MAX bytes, head written just before it. Returns
- * transport_send_at's code, or -1 when the read or the head failed. */
+/* One CHUNK of len bytes at sj->off, without a copy in user space: the
+ * chunk's pages are mapped (populated in one call rather than faulted in
+ * one by one) and handed to the socket; the mapping goes when the write is
+ * done, so at most NODE_SEND_CHUNKS chunks are mapped per connection. Each
+ * chunk is mapped on its own so that a connection closed with writes
+ * pending releases exactly what those writes held. The store's files are
+ * immutable and the size was checked at open. Returns transport_send_ref's
+ * code, or -1 when the mapping or the head failed. */
 static int send_one(struct node *n, struct peer *p, struct send_job *sj, size_t len)
 {
-    uint8_t head[MSG_CHUNK_HEAD_MAX], *buf = malloc(MSG_CHUNK_HEAD_MAX + len);
-    size_t hn;
+    uint8_t head[MSG_CHUNK_HEAD_MAX];
+    uint64_t at = sj->off & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    size_t slack = (size_t)(sj->off - at), hn;
+    void *m;
 
-    if (buf == NULL || read_chunk(sj, buf + MSG_CHUNK_HEAD_MAX, len) != 0 ||
-        msg_chunk_head(head, sizeof(head), &hn, sj->id, sj->off, len) != 0) {
-        free(buf);
+    if (msg_chunk_head(head, sizeof(head), &hn, sj->id, sj->off, len) != 0)
+        return -1;
+    m = mmap(NULL, slack + len, PROT_READ, MAP_SHARED | MAP_POPULATE, sj->fd, (off_t)at);
+    if (m == MAP_FAILED) {
+        log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": mmap of %zu bytes: %s", sj->hex,
+                 sj->off, slack + len, strerror(errno));
         return -1;
     }
-    memcpy(buf + MSG_CHUNK_HEAD_MAX - hn, head, hn);
-    return transport_send_at(n->t, p->conn, buf, MSG_CHUNK_HEAD_MAX - hn, hn + len);
+    return transport_send_ref(n->t, p->conn, head, hn, (const uint8_t *)m + slack, len, unmap_chunk,
+                              m, slack + len);
 }
 
 /* Queue CHUNKs of the head job while fewer than NODE_SEND_CHUNKS frames are

@@ -667,6 +667,19 @@ int transport_send_at(struct transport *t, uint32_t conn, uint8_t *buf, size_t o
     return conn_send(c, buf, off, n, false);
 }
 
+int transport_send_ref(struct transport *t, uint32_t conn, const uint8_t *head, size_t hn,
+                       const uint8_t *data, size_t dn, void (*release)(void *base, size_t len),
+                       void *rbase, size_t rlen)
+{
+    struct conn *c = transport_conn_find(t, conn);
+
+    if (c == NULL) {
+        release(rbase, rlen);
+        return DMN_E_NOT_FOUND;
+    }
+    return conn_send_ref(c, head, hn, data, dn, release, rbase, rlen);
+}
+
 int transport_send2(struct transport *t, uint32_t conn, const uint8_t *a, size_t an,
                     const uint8_t *b, size_t bn)
 {

@@ -105,6 +105,15 @@ int transport_send(struct transport *t, uint32_t conn, uint8_t *frame, size_t n)
  * send with off = MSG_CHUNK_HEAD_MAX - hn. Same codes. */
 int transport_send_at(struct transport *t, uint32_t conn, uint8_t *buf, size_t off, size_t n);
 
+/* Zero-copy from memory the caller keeps (an mmap of the adapter): the
+ * frame is head[0..hn) (copied) followed by data[0..dn) (referenced, not
+ * copied). release(rbase, rlen) is called exactly once when the bytes are no
+ * longer needed: at once when the frame is refused or written at once, else
+ * when the write completes, fails or is cancelled by a close. Same codes. */
+int transport_send_ref(struct transport *t, uint32_t conn, const uint8_t *head, size_t hn,
+                       const uint8_t *data, size_t dn, void (*release)(void *base, size_t len),
+                       void *rbase, size_t rlen);
+
 /* Queue a frame given as two pieces (a CHUNK head from msg_chunk_head, and
  * its data), both copied into one buffer. Same codes. */
 int transport_send2(struct transport *t, uint32_t conn, const uint8_t *a, size_t an,
