@@ -30,7 +30,7 @@ struct job {
     struct jobs_trust *trust;
     char *data_dir;
     uint32_t conn;
-    msg_id id, by;
+    msg_id id, by, from;             /* from: VERIFY_VOTE's relaying peer */
     char id_hex[65], by_hex[65], domain[MSG_DOMAIN_MAX + 1];
     uint8_t auth[MSG_AUTH_INPUT_LEN];
     uint8_t *in1, *in2;              /* pk + sig (VERIFY_AUTH), body + sig (VERIFY_VOTE) */
@@ -84,6 +84,7 @@ static struct job *job_new(struct node *n, enum job_kind kind, const struct goss
         j->conn = x->conn;
         memcpy(j->id, x->id, MSG_ID_LEN);
         memcpy(j->by, x->by, MSG_ID_LEN);
+        memcpy(j->from, x->from, MSG_ID_LEN);
         hex_encode(x->id, MSG_ID_LEN, j->id_hex);
         hex_encode(x->by, MSG_ID_LEN, j->by_hex);
         snprintf(j->domain, sizeof(j->domain), "%s", x->domain);
@@ -246,6 +247,7 @@ static void answer_vote(struct node *n, struct job *j)
     }
     memcpy(ev.id, j->id, MSG_ID_LEN);
     memcpy(ev.by, j->kind == J_SIGN_VOTE ? n->self : j->by, MSG_ID_LEN);
+    memcpy(ev.from, j->from, MSG_ID_LEN);
     ev.ok = j->rc == 0;
     ev.accept = j->rc == 0 ? j->vote.accept : false;
     ev.code = j->rc == 0 ? 0 : j->vote.fault;   /* a refusal that proves the sender lied */

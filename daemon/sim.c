@@ -421,6 +421,7 @@ static void verify_vote(struct sim *s, uint32_t ni, const struct gossip_action *
 
     memcpy(ev.id, x->id, MSG_ID_LEN);
     memcpy(ev.by, x->by, MSG_ID_LEN);
+    memcpy(ev.from, x->from, MSG_ID_LEN);
     ev.accept = x->data.n == VOTE_LEN && x->data.p[34] == 1;
     if (signer >= 0 && x->data.n == VOTE_LEN && memcmp(x->data.p + 2, x->id, MSG_ID_LEN) == 0 &&
         x->data2.n == SIG_LEN) {

@@ -847,6 +847,7 @@ static int on_vote_frame(struct gossip *g, struct gossip_actions *a, struct conn
         return PROTO_E_NOMEM;
     memcpy(x->id, v->id, MSG_ID_LEN);
     memcpy(x->by, v->by, MSG_ID_LEN);
+    memcpy(x->from, c->peer, MSG_ID_LEN);
     x->data = v->body;
     x->data2 = v->sig;
     return 0;
@@ -1071,12 +1072,25 @@ static int on_gate(struct gossip *g, const struct gossip_event *ev, struct gossi
  * forwards one. */
 static int vote_refused(struct gossip *g, const struct gossip_event *ev, struct gossip_actions *a)
 {
+    static const msg_id nobody = { 0 };
     struct conn *c = conn_find(g, ev->conn);
+    bool anon = memcmp(ev->from, nobody, MSG_ID_LEN) == 0;   /* the driver did not say */
+    struct gossip_action *x;
 
-    if (ev->code == 0 || !proto_err_is_peer_fault(ev->code) || c == NULL || c->st != C_AUTHED)
+    if (ev->code == 0 || !proto_err_is_peer_fault(ev->code))
         return 0;
-    return fault(g, a, c, ev->code, ev->code == PROTO_E_AUTH ? "VOTE signature does not verify"
-                                                             : "VOTE body does not match the frame");
+    if (c != NULL && c->st == C_AUTHED && (anon || memcmp(c->peer, ev->from, MSG_ID_LEN) == 0))
+        return fault(g, a, c, ev->code, ev->code == PROTO_E_AUTH ? "VOTE signature does not verify"
+                                                                 : "VOTE body does not match the frame");
+    if (anon)
+        return 0;
+    /* The relayer hung up before the check ended (a liar need not wait for
+     * the verdict): its key is struck all the same; nothing to close. */
+    if ((x = push(a, GOSSIP_ACT_STRIKE, ev->conn)) == NULL)
+        return PROTO_E_NOMEM;
+    x->code = ev->code;
+    memcpy(x->by, ev->from, MSG_ID_LEN);
+    return 0;
 }
 
 /* Keep a checked vote: dedup on (key, verdict); a key's second verdict is

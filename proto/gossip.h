@@ -82,6 +82,8 @@ struct gossip_event {
     uint8_t nonce[MSG_NONCE_LEN];   /* PEER_UP: fresh, from the driver's CSPRNG */
     msg_id id;
     msg_id by;                      /* VOTE: signer key id */
+    msg_id from;                    /* VOTE: the relaying peer's key id, as given in
+                                       GOSSIP_ACT_VERIFY_VOTE (its connection may be gone) */
     const char *domain;             /* ADAPTER */
     const char *addr;               /* MEMBER */
     uint64_t size, stored;          /* ADAPTER */
@@ -133,6 +135,7 @@ struct gossip_action {
     bool accept;
     enum gossip_audit audit;
     msg_id id, by;
+    msg_id from;                    /* VERIFY_VOTE: key id of the peer that relayed it */
     uint64_t off, size;
     uint32_t count;
     char domain[MSG_DOMAIN_MAX + 1];

@@ -52,6 +52,8 @@ static void answer(struct drv *v, const struct gossip_action *x, int depth)
         break;
     case GOSSIP_ACT_VERIFY_VOTE:
         ev.type = GOSSIP_EV_VOTE, ev.ok = v->coin & 4, ev.accept = x->data.p[0] & 1;
+        ev.code = !ev.ok && (v->coin & 8) ? PROTO_E_AUTH : 0;   /* a lie: strike the relayer */
+        memcpy(ev.from, x->from, MSG_ID_LEN);
         ev.body = x->data;
         ev.sig = x->data2;
         break;

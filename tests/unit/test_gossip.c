@@ -231,6 +231,7 @@ static void verify_vote(int ni, const struct gossip_action *x)
 
     memcpy(ev.id, x->id, 32);
     memcpy(ev.by, x->by, 32);
+    memcpy(ev.from, x->from, 32);
     ev.accept = x->data.n == 35 && x->data.p[34] == 1;
     if (signer >= 0 && x->data.n == 35 && memcmp(x->data.p + 2, x->id, 32) == 0 && x->data2.n == 32) {
         fake_sign(nodes[signer].pk, x->data.p, x->data.n, sig);
@@ -1070,15 +1071,17 @@ static void test_stall_fault(void **state)
 }
 
 /* A VOTE the driver refused: a lie (code) faults the sender, an untrusted
- * signer (code 0) is dropped in silence. */
+ * signer (code 0) is dropped in silence. Case 2: the liar hung up before
+ * the check ended: its key (the VERIFY_VOTE's `from`) is struck anyway. */
 static void test_vote_refused(void **state)
 {
-    for (int lie = 0; lie < 2; lie++) {
+    for (int kase = 0; kase < 3; kase++) {
         struct script s;
         uint8_t id[32], body[8] = "x", sig[8] = "y";
         struct msg m = { .type = MSG_VOTE };
         struct gossip_event ev = { .type = GOSSIP_EV_VOTE, .conn = 7, .ok = false,
-                                   .code = lie ? PROTO_E_AUTH : 0 };
+                                   .code = kase > 0 ? PROTO_E_AUTH : 0 };
+        struct gossip_event down = { .type = GOSSIP_EV_PEER_DOWN, .conn = 7 };
 
         script_open(&s, true);
         publish(0, 1000, "legal", id);
@@ -1090,14 +1093,26 @@ static void test_vote_refused(void **state)
         script_frame(&s, &m);
         assert_int_equal(s.act.n, 1);
         assert_int_equal(s.act.v[0].type, GOSSIP_ACT_VERIFY_VOTE);
+        assert_memory_equal(s.act.v[0].from, s.peer_id, 32);
+        memcpy(ev.from, s.act.v[0].from, 32);
         gossip_actions_reset(&s.act);
+        if (kase == 2) {
+            assert_int_equal(gossip_step(s.g, &down, &s.act), 0);
+            gossip_actions_reset(&s.act);
+        }
         memcpy(ev.id, id, 32);
         memset(ev.by, 0x17, 32);
         assert_int_equal(gossip_step(s.g, &ev, &s.act), 0);
-        if (lie)
+        if (kase == 1) {
             expect_close(&s, PROTO_E_AUTH, true, "forged vote");
-        else
+        } else if (kase == 2) {
+            assert_int_equal(s.act.n, 1);
+            assert_int_equal(s.act.v[0].type, GOSSIP_ACT_STRIKE);
+            assert_int_equal(s.act.v[0].code, PROTO_E_AUTH);
+            assert_memory_equal(s.act.v[0].by, s.peer_id, 32);
+        } else {
             assert_int_equal(s.act.n, 0);
+        }
         script_close(&s);
     }
 }
