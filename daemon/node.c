@@ -27,6 +27,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "manifest.h"
+#include "probe.h"
 #include "status.h"
 
 uint64_t node_now(const struct node *n)
@@ -216,6 +217,7 @@ static void close_handles(struct node *n)
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->pub_timer, NULL);
     uv_close((uv_handle_t *)&n->pump_timer, NULL);
+    uv_close((uv_handle_t *)&n->stop_timer, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
     uv_close((uv_handle_t *)&n->sig_int, NULL);
     uv_close((uv_handle_t *)&n->sig_hup, NULL);
@@ -260,6 +262,38 @@ void node_maybe_finish(struct node *n)
     log_info("STOPPED", "reason=%s exit=%d", n->stop_reason, n->exit_code);
 }
 
+/* Jobs still running NODE_STOP_GRACE_MS after STOPPING (a merge of many
+ * large adapters can take minutes on a loaded host, and a worker thread
+ * cannot be interrupted): stop without them. What they would have given is
+ * redone at the next start (a commit schedules its merge again; a gate or
+ * hash runs again), and nothing of theirs is half visible (the merge
+ * publishes by rename). The audit log is finished as in any stop; the loop
+ * returns at once and node_abandoned tells the caller not to wait for the
+ * worker threads. */
+static void stop_grace_cb(uv_timer_t *h)
+{
+    struct node *n = h->data;
+    size_t k;
+
+    if (n->finished || n->jobs_inflight == 0)
+        return;
+    log_warn("STOP-ABANDON", "%" PRIu32 " job(s) still running %u ms after STOPPING%s: exiting "
+             "without them (redone at the next start)", n->jobs_inflight, NODE_STOP_GRACE_MS,
+             n->merge_running ? ", a merge among them" : "");
+    n->abandoned = true;
+    n->finished = true;
+    if ((k = probe_kill_all()) > 0)
+        log_info("STOP-ABANDON", "killed %zu running gate probe(s)", k);
+    audit_finish(n);
+    log_info("STOPPED", "reason=%s exit=%d", n->stop_reason, n->exit_code);
+    uv_stop(n->loop);
+}
+
+bool node_abandoned(const struct node *n)
+{
+    return n != NULL && n->abandoned;
+}
+
 void node_stop(struct node *n, const char *reason, int exit_code)
 {
     if (exit_code > n->exit_code)
@@ -274,6 +308,8 @@ void node_stop(struct node *n, const char *reason, int exit_code)
         transport_stop_accepting(n->t);
     node_publish(n, true);
     node_maybe_finish(n);
+    if (!n->finished)
+        uv_timer_start(&n->stop_timer, stop_grace_cb, NODE_STOP_GRACE_MS, 0);
 }
 
 /* The node's copy of the engine's votes (counts in /status, signers of a
@@ -512,12 +548,12 @@ static int write_ready(struct node *n, struct dmn_diag *d)
 
 static int handles_start(struct node *n)
 {
-    uv_timer_t *timers[] = { &n->tick, &n->pub_timer, &n->pump_timer };
+    uv_timer_t *timers[] = { &n->tick, &n->pub_timer, &n->pump_timer, &n->stop_timer };
     struct { uv_signal_t *h; int sig; } sigs[] = { { &n->sig_term, SIGTERM }, { &n->sig_int, SIGINT },
                                                    { &n->sig_hup, SIGHUP } };
     int rc = 0;
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(n->loop, timers[i]);
         timers[i]->data = n;
     }
@@ -591,7 +627,7 @@ int node_run(struct node *n)
 {
     int rc = uv_run(n->loop, UV_RUN_DEFAULT);
 
-    if (rc != 0 && !n->finished)
+    if (rc != 0 && !n->finished && !n->abandoned)
         log_error("LOOP", "uv_run returned with handles still active");
     return n->exit_code;
 }

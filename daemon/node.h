@@ -44,9 +44,17 @@ struct node;  /* opaque */
 int node_new(struct node **out, uv_loop_t *loop, const struct config *c, struct dmn_diag *d);
 
 /* Run the loop until a graceful stop (SIGTERM, SIGINT) has finished: in-flight
- * jobs done, audit checkpoint + stop record synced, sockets closed. Returns
+ * jobs done (or abandoned after NODE_STOP_GRACE_MS: node_abandoned),
+ * audit checkpoint + stop record synced, sockets closed. Returns
  * the process exit code: 0, or 1 after a runtime failure (audit write). */
 int node_run(struct node *n);
+
+/* Whether node_run returned with jobs still on libuv's worker threads
+ * (they outlived the stop's grace period, STOP-ABANDON in the log): the
+ * audit log is finished, but neither node_free nor uv_loop_close may run
+ * while those threads use the node; the caller exits the process
+ * (_exit) instead. */
+bool node_abandoned(const struct node *n);
 
 /* Free everything (after node_run, or after a failed start); NULL is fine. */
 void node_free(struct node *n);

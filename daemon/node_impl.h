@@ -27,6 +27,7 @@
 #define NODE_GRACE_ROUNDS 2u       /* a non-neighbour connection lives this long (PEERS) */
 #define NODE_LONELY_ROUNDS 2u      /* no authenticated peer this long: dial joins and members */
 #define NODE_SEND_CHUNKS 2u        /* CHUNK frames queued per connection at most */
+#define NODE_STOP_GRACE_MS 5000u   /* SIGTERM: wait this long for running jobs (a merge) */
 #define NODE_DUP_HOLD_MS 300u      /* a stream waits this long on a connection a crossing dial would replace */
 #define NODE_KEY_BANS 64u          /* key ids with strikes remembered */
 
@@ -104,8 +105,10 @@ struct node {
     const char *state;
     uint64_t start_ms, last_round;
     uv_timer_t tick, pub_timer, pump_timer;   /* pump: paced sends waiting for room */
+    uv_timer_t stop_timer;          /* NODE_STOP_GRACE_MS after STOPPING: abandon jobs */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool handles_open, stopping, finished, in_step, pub_pending, pumping;
+    bool abandoned;                 /* stopped with jobs still on worker threads */
     uint64_t last_pub_ms;
     int exit_code;
     const char *stop_reason;

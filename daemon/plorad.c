@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <uv.h>
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
     } else {
         sigprocmask(SIG_UNBLOCK, &sigs, NULL);   /* pending ones are delivered now */
         code = node_run(n);
+        if (node_abandoned(n))   /* worker threads still hold the node: no teardown */
+            _exit(code);
         node_free(n);
     }
     uv_loop_close(&loop);

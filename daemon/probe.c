@@ -3,6 +3,7 @@
 #include "probe.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -13,6 +14,38 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* Probes running now (gates run on several worker threads), so that a
+ * daemon that exits without waiting for its jobs can take them along. */
+#define PROBES_MAX 64
+static pthread_mutex_t probes_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t probes[PROBES_MAX];
+
+static void probe_track(pid_t pid, bool add)
+{
+    pthread_mutex_lock(&probes_lock);
+    for (size_t i = 0; i < PROBES_MAX; i++)
+        if (probes[i] == (add ? 0 : pid)) {
+            probes[i] = add ? pid : 0;
+            break;
+        }
+    pthread_mutex_unlock(&probes_lock);
+}
+
+size_t probe_kill_all(void)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&probes_lock);
+    for (size_t i = 0; i < PROBES_MAX; i++)
+        if (probes[i] > 0) {
+            kill(-probes[i], SIGKILL);
+            kill(probes[i], SIGKILL);
+            n++;
+        }
+    pthread_mutex_unlock(&probes_lock);
+    return n;
+}
 
 /* argv for the child: "{adapter}" replaced by dir, else dir appended; the
  * strings are borrowed (NULL-terminated array, the caller frees it). */
@@ -124,7 +157,9 @@ int probe_run(void *ctx, const struct policy_probe *p, const char *dir,
                  strerror(rc));
     } else {
         out->ran = true;
+        probe_track(pid, true);
         wait_child(pid, p->timeout_ms, out);
+        probe_track(pid, false);
     }
     if (have_fa)
         posix_spawn_file_actions_destroy(&fa);

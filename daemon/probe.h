@@ -14,14 +14,21 @@
 #ifndef PLORA_PROBE_H
 #define PLORA_PROBE_H
 
+#include <stddef.h>
+
 #include "gate.h"
 
 #define PROBE_POLL_MS 10u   /* waitpid polling period, milliseconds */
 
+/* SIGKILL every probe running now (its process group), for a daemon that
+ * exits without waiting for its gate jobs; returns how many. */
+size_t probe_kill_all(void);
+
 /* gate_probe_fn: run probe `p` on `dir`. ctx is unused (may be NULL).
  * Always returns 0 with *out filled: ran + exit_code (128 + n for signal
  * n), ran + timed_out, or !ran with `error` naming the program and errno
- * text when it could not start. Thread-safe: no shared state. */
+ * text when it could not start. Thread-safe: the one shared state is the
+ * list of running probes (probe_kill_all), under a mutex. */
 int probe_run(void *ctx, const struct policy_probe *p, const char *dir,
               struct gate_probe_result *out);
 
