@@ -495,39 +495,54 @@ static int queue_write(struct conn *c, struct wreq *w, uv_buf_t *b, unsigned nb,
     return 0;
 }
 
+/* Nothing queued ahead of a frame of n bytes in b[0..nb): give the socket
+ * what it takes now. *done = bytes written (n: the frame is out). Returns
+ * 0, or DMN_E_NOT_FOUND when the write failed (on_down follows). */
+static int write_direct(struct conn *c, const uv_buf_t *b, unsigned nb, size_t n, size_t *done)
+{
+    int rc;
+
+    *done = 0;
+    if (c->queued != 0)
+        return 0;
+    rc = uv_try_write((uv_stream_t *)&c->tcp, b, nb);
+    if (rc < 0 && rc != UV_EAGAIN) {
+        write_failed(c, rc);
+        return DMN_E_NOT_FOUND;
+    }
+    *done = rc > 0 ? (size_t)rc : 0;
+    c->t->st.bytes_out += *done;
+    if (*done == n)
+        c->t->st.frames_out++;
+    return 0;
+}
+
+/* A write request with `extra` bytes after it; out of memory closes the
+ * connection (the peer would see a torn frame). */
+static struct wreq *wreq_new(struct conn *c, size_t extra)
+{
+    struct wreq *w = malloc(sizeof(*w) + extra);
+
+    if (w == NULL)
+        conn_close_hard(c, DMN_E_NOMEM, "out of memory");
+    return w;
+}
+
 /* Queue the whole frame base[off..off+n); takes `base` (malloc'd) in every
  * case. `force` skips the queue cap (our closing BYE). Returns 0,
  * DMN_E_NOT_FOUND, DMN_E_RANGE, DMN_E_NOMEM. */
 int conn_send(struct conn *c, uint8_t *base, size_t off, size_t n, bool force)
 {
     uint8_t *frame = base + off;
-    struct transport *t = c->t;
     struct wreq *w;
-    uv_buf_t b;
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
     size_t done = 0;
     int rc = force ? (c->state == CONN_OPEN ? 0 : DMN_E_NOT_FOUND) : conn_can_queue(c, n);
 
-    if (rc != 0 || n == 0)
+    if (rc != 0 || n == 0 || (rc = write_direct(c, &b, 1, n, &done)) != 0 || done == n)
         goto out;
-    if (c->queued == 0) {  /* nothing ahead of it: try the socket directly */
-        b = uv_buf_init((char *)frame, (unsigned)n);
-        rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (rc < 0 && rc != UV_EAGAIN) {
-            write_failed(c, rc);
-            rc = DMN_E_NOT_FOUND;
-            goto out;
-        }
-        done = rc > 0 ? (size_t)rc : 0;
-        t->st.bytes_out += done;
-        rc = 0;
-        if (done == n) {
-            t->st.frames_out++;
-            goto out;
-        }
-    }
-    if ((w = malloc(sizeof(*w))) == NULL) {
-        rc = DMN_E_NOMEM;  /* the peer would see a torn frame: drop it */
-        conn_close_hard(c, DMN_E_NOMEM, "out of memory");
+    if ((w = wreq_new(c, 0)) == NULL) {
+        rc = DMN_E_NOMEM;
         goto out;
     }
     w->frame = base;
@@ -550,35 +565,17 @@ out:
 int conn_send_ref(struct conn *c, const uint8_t *head, size_t hn, const uint8_t *data, size_t dn,
                   conn_release_fn *release, void *rbase, size_t rlen)
 {
-    struct transport *t = c->t;
-    struct wreq *w = NULL;
-    uv_buf_t b[2];
+    struct wreq *w;
+    uv_buf_t b[2] = { uv_buf_init((char *)head, (unsigned)hn),
+                      uv_buf_init((char *)data, (unsigned)dn) };
     unsigned nb = 0;
     size_t n = hn + dn, done = 0;
     int rc = conn_can_queue(c, n);
 
-    if (rc != 0 || n == 0)
+    if (rc != 0 || n == 0 || (rc = write_direct(c, b, 2, n, &done)) != 0 || done == n)
         goto out;
-    if (c->queued == 0) {  /* nothing ahead of it: try the socket directly */
-        b[0] = uv_buf_init((char *)head, (unsigned)hn);
-        b[1] = uv_buf_init((char *)data, (unsigned)dn);
-        rc = uv_try_write((uv_stream_t *)&c->tcp, b, 2);
-        if (rc < 0 && rc != UV_EAGAIN) {
-            write_failed(c, rc);
-            rc = DMN_E_NOT_FOUND;
-            goto out;
-        }
-        done = rc > 0 ? (size_t)rc : 0;
-        t->st.bytes_out += done;
-        rc = 0;
-        if (done == n) {
-            t->st.frames_out++;
-            goto out;
-        }
-    }
-    if ((w = malloc(sizeof(*w) + hn)) == NULL) {
-        rc = DMN_E_NOMEM;  /* the peer would see a torn frame: drop it */
-        conn_close_hard(c, DMN_E_NOMEM, "out of memory");
+    if ((w = wreq_new(c, hn)) == NULL) {
+        rc = DMN_E_NOMEM;
         goto out;
     }
     memcpy(w->head, head, hn);

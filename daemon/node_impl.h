@@ -39,6 +39,7 @@ struct send_job {                  /* one adapter streamed to one connection */
     uint64_t off, size;
     uint32_t chunk;
     int fd;                        /* -1 until the MANIFEST went out */
+    uint64_t page_mask;            /* ~(page size - 1): chunk mappings start on a page */
 };
 
 struct peer {                      /* one transport connection */

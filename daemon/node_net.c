@@ -258,6 +258,7 @@ static int send_start(struct node *n, struct peer *p, struct send_job *sj)
                       (long long)stb.st_size, sj->size);
         goto out;
     }
+    sj->page_mask = ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
     rc = transport_send(n->t, p->conn, f, fn);
     f = NULL;   /* the transport's */
     p->sent_adapters++;
@@ -289,7 +290,7 @@ static void unmap_chunk(void *base, size_t len)
 static int send_one(struct node *n, struct peer *p, struct send_job *sj, size_t len)
 {
     uint8_t head[MSG_CHUNK_HEAD_MAX];
-    uint64_t at = sj->off & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    uint64_t at = sj->off & sj->page_mask;
     size_t slack = (size_t)(sj->off - at), hn;
     void *m;
 
