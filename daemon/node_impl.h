@@ -39,8 +39,9 @@ struct send_job {                  /* one adapter streamed to one connection */
     uint64_t off, size;
     uint32_t chunk;
     int fd;                        /* -1 until the MANIFEST went out */
-    uint64_t page_mask;            /* ~(page size - 1): chunk mappings start on a page */
 };
+
+struct chunk_buf;                  /* a CHUNK's data read from the store (node_net.c) */
 
 struct peer {                      /* one transport connection */
     struct node_peer_info info;
@@ -124,6 +125,9 @@ struct node {
     /* peers, adapters */
     struct peer **peers;
     size_t n_peers;
+    uint32_t n_sends;               /* send jobs queued or streaming, all peers */
+    struct chunk_buf *chunk_free;   /* CHUNK buffers kept for reuse while n_sends > 0 */
+    size_t n_chunk_free;
     struct ad_rec **ads;            /* sorted by id */
     size_t n_ads;
     /* overlay */

@@ -2,12 +2,17 @@
  * engine, paced adapter streaming, the overlay (whom to dial), key strikes.
  *
  * Streaming: a SEND_ADAPTER becomes a send_job on its connection (FIFO, one
- * adapter after another): MANIFEST, then CHUNKs, each chunk's pages
- * mapped from the stored file and handed to transport_send_ref with the
- * CHUNK head (no copy in user space, no buffer to allocate and zero; the
- * mapping is released when its write is done). At most NODE_SEND_CHUNKS
- * chunk frames are queued per connection, so an adapter of any size costs
- * about NODE_SEND_CHUNKS x chunk_size of (file-backed) memory per
+ * adapter after another): MANIFEST, then CHUNKs, each chunk read with
+ * pread into a chunk buffer and handed to transport_send_ref with the
+ * CHUNK head (the data is not copied again; the buffer comes back when its
+ * write is done). Buffers are reused while any send job lives (at most
+ * NODE_SEND_CHUNKS kept) and unmapped when the last one ends, so an idle
+ * node holds none. Not a mapping of the stored file per chunk: on this
+ * kind of host (a VM whose page-table updates are slow) mapping, reading
+ * and unmapping 1 MiB moves 1.1-1.3 GB/s into a loopback socket, pread
+ * into a reused buffer 2.2-2.5 GB/s (docs/design-notes.md). At most
+ * NODE_SEND_CHUNKS chunk frames are queued per connection, so an adapter
+ * of any size costs about NODE_SEND_CHUNKS x chunk_size of memory per
  * connection. Pacing: the transport calls
  * on_writable when its queue falls to half of queue_max after being above
  * it; when NODE_SEND_CHUNKS frames fill more than half of queue_max (1 MiB
@@ -62,19 +67,81 @@ struct peer *node_peer_find(struct node *n, uint32_t conn)
     return NULL;
 }
 
-static void send_job_free(struct send_job *sj)
+/* ---- CHUNK buffers ---- */
+
+struct chunk_buf {
+    struct node *n;
+    struct chunk_buf *next;        /* in n->chunk_free */
+    size_t map;                    /* bytes mapped, this header included */
+    size_t cap;                    /* bytes of data */
+    _Alignas(64) uint8_t data[];
+};
+
+/* A buffer of at least cap bytes: a kept one, else a new anonymous mapping
+ * (its own, so that unmapping it returns the memory at once). */
+static struct chunk_buf *chunk_get(struct node *n, size_t cap)
+{
+    struct chunk_buf *b = n->chunk_free;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), map;
+    void *m;
+
+    if (b != NULL && b->cap >= cap) {
+        n->chunk_free = b->next;
+        n->n_chunk_free--;
+        return b;
+    }
+    map = (sizeof(*b) + cap + page - 1) / page * page;
+    if ((m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+        return NULL;
+    b = m;
+    b->n = n;
+    b->map = map;
+    b->cap = map - sizeof(*b);
+    return b;
+}
+
+/* transport_send_ref's release: keep the buffer while sends go on. */
+static void chunk_put(void *base, size_t len)
+{
+    struct chunk_buf *b = base;
+    struct node *n = b->n;
+
+    (void)len;
+    if (n->n_sends > 0 && n->n_chunk_free < NODE_SEND_CHUNKS) {
+        b->next = n->chunk_free;
+        n->chunk_free = b;
+        n->n_chunk_free++;
+        return;
+    }
+    munmap(b, b->map);
+}
+
+static void chunk_drain(struct node *n)
+{
+    struct chunk_buf *b;
+
+    while ((b = n->chunk_free) != NULL) {
+        n->chunk_free = b->next;
+        munmap(b, b->map);
+    }
+    n->n_chunk_free = 0;
+}
+
+static void send_job_free(struct node *n, struct send_job *sj)
 {
     if (sj->fd >= 0)
         close(sj->fd);
     free(sj);
+    if (--n->n_sends == 0)
+        chunk_drain(n);   /* buffers still being written are unmapped when released */
 }
 
-static void peer_free(struct peer *p)
+static void peer_free(struct node *n, struct peer *p)
 {
     while (p->sends != NULL) {
         struct send_job *sj = p->sends;
         p->sends = sj->next;
-        send_job_free(sj);
+        send_job_free(n, sj);
     }
     free(p);
 }
@@ -82,7 +149,7 @@ static void peer_free(struct peer *p)
 void node_peers_free(struct node *n)
 {
     for (size_t i = 0; i < n->n_peers; i++)
-        peer_free(n->peers[i]);
+        peer_free(n, n->peers[i]);
     free(n->peers);
     n->peers = NULL;
     n->n_peers = 0;
@@ -160,7 +227,7 @@ static void on_down(void *ctx, uint32_t conn, int code, const char *why)
         node_audit_peer(n, p->info.id, p->info.addr, "down", why != NULL ? why : "");
         node_publish(n, false);
     }
-    peer_free(p);
+    peer_free(n, p);
 }
 
 static void on_writable(void *ctx, uint32_t conn)
@@ -217,6 +284,7 @@ void node_send_adapter(struct node *n, const struct gossip_action *x)
     sj->size = x->size;
     sj->chunk = x->count;
     sj->fd = -1;
+    n->n_sends++;
     if (p->sends_tail != NULL)
         p->sends_tail->next = sj;
     else
@@ -253,12 +321,11 @@ static int send_start(struct node *n, struct peer *p, struct send_job *sj)
         rc = dmn_fail(&d, DMN_E_IO, "fstat of the stored file: %s", strerror(errno));
         goto out;
     }
-    if ((uint64_t)stb.st_size != sj->size) {   /* chunks are mapped: never past the end */
+    if ((uint64_t)stb.st_size != sj->size) {   /* a short read would be a fault of ours */
         rc = dmn_fail(&d, DMN_E_IO, "the stored file is %lld bytes, its size is %" PRIu64,
                       (long long)stb.st_size, sj->size);
         goto out;
     }
-    sj->page_mask = ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
     rc = transport_send(n->t, p->conn, f, fn);
     f = NULL;   /* the transport's */
     p->sent_adapters++;
@@ -274,36 +341,50 @@ out:
     return rc;
 }
 
-static void unmap_chunk(void *base, size_t len)
+/* pread exactly n bytes at off; 0 or an errno. */
+static int read_full(int fd, uint8_t *p, size_t n, uint64_t off)
 {
-    munmap(base, len);
+    size_t got = 0;
+    ssize_t r;
+
+    while (got < n) {
+        if ((r = pread(fd, p + got, n - got, (off_t)(off + got))) < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            return EIO;   /* shorter than at send_start: the store's files never shrink */
+        got += (size_t)r;
+    }
+    return 0;
 }
 
-/* One CHUNK of len bytes at sj->off, without a copy in user space: the
- * chunk's pages are mapped (populated in one call rather than faulted in
- * one by one) and handed to the socket; the mapping goes when the write is
- * done, so at most NODE_SEND_CHUNKS chunks are mapped per connection. Each
- * chunk is mapped on its own so that a connection closed with writes
- * pending releases exactly what those writes held. The store's files are
- * immutable and the size was checked at open. Returns transport_send_ref's
- * code, or -1 when the mapping or the head failed. */
+/* One CHUNK of len bytes at sj->off: read into a chunk buffer, handed with
+ * the CHUNK head to transport_send_ref, which gives the buffer back
+ * (chunk_put) once its write is done or cancelled. Returns
+ * transport_send_ref's code, or -1 when the buffer, the read or the head
+ * failed. */
 static int send_one(struct node *n, struct peer *p, struct send_job *sj, size_t len)
 {
     uint8_t head[MSG_CHUNK_HEAD_MAX];
-    uint64_t at = sj->off & sj->page_mask;
-    size_t slack = (size_t)(sj->off - at), hn;
-    void *m;
+    struct chunk_buf *b;
+    size_t hn;
+    int err;
 
     if (msg_chunk_head(head, sizeof(head), &hn, sj->id, sj->off, len) != 0)
         return -1;
-    m = mmap(NULL, slack + len, PROT_READ, MAP_SHARED | MAP_POPULATE, sj->fd, (off_t)at);
-    if (m == MAP_FAILED) {
-        log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": mmap of %zu bytes: %s", sj->hex,
-                 sj->off, slack + len, strerror(errno));
+    if ((b = chunk_get(n, len)) == NULL) {
+        log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": no memory for a %zu-byte chunk",
+                 sj->hex, sj->off, len);
         return -1;
     }
-    return transport_send_ref(n->t, p->conn, head, hn, (const uint8_t *)m + slack, len, unmap_chunk,
-                              m, slack + len);
+    if ((err = read_full(sj->fd, b->data, len, sj->off)) != 0) {
+        log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": read of %zu bytes from the store: %s",
+                 sj->hex, sj->off, len, strerror(err));
+        chunk_put(b, 0);
+        return -1;
+    }
+    return transport_send_ref(n->t, p->conn, head, hn, b->data, len, chunk_put, b, b->map);
 }
 
 /* Queue CHUNKs of the head job while fewer than NODE_SEND_CHUNKS frames are
@@ -383,7 +464,7 @@ void node_pump(struct node *n, struct peer *p)
         p->sends = sj->next;
         if (p->sends == NULL)
             p->sends_tail = NULL;
-        send_job_free(sj);
+        send_job_free(n, sj);
     }
 }
 

@@ -105,7 +105,7 @@ int transport_send(struct transport *t, uint32_t conn, uint8_t *frame, size_t n)
  * send with off = MSG_CHUNK_HEAD_MAX - hn. Same codes. */
 int transport_send_at(struct transport *t, uint32_t conn, uint8_t *buf, size_t off, size_t n);
 
-/* Zero-copy from memory the caller keeps (an mmap of the adapter): the
+/* Zero-copy from memory the caller keeps (a CHUNK buffer of node_net.c): the
  * frame is head[0..hn) (copied) followed by data[0..dn) (referenced, not
  * copied). release(rbase, rlen) is called exactly once when the bytes are no
  * longer needed: at once when the frame is refused or written at once, else
