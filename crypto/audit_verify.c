@@ -42,6 +42,7 @@ struct audit_verifier {
     struct audit_verify_result cnt;  /* counters only */
     struct table committed;        /* adapter ids with a commit record */
     struct table votes;            /* adapter||signer -> accept/reject bits */
+    const struct audit_verifier *tables_of;  /* audit_verify_copy: the tables are still src's */
     char *part;                    /* bytes of an incomplete line */
     size_t part_n, part_cap;
 };
@@ -332,6 +333,20 @@ static int check_semantics(struct audit_verifier *v, const struct audit_record *
 }
 
 /* One complete line (without LF). */
+/* After audit_verify_copy: copy src's tables now, before the first line
+ * that reads or changes them (most variants of a line fail before). */
+static int own_tables(struct audit_verifier *v)
+{
+    const struct audit_verifier *src = v->tables_of;
+
+    if (src == NULL)
+        return 0;
+    v->tables_of = NULL;
+    if (table_copy(&v->committed, &src->committed) != 0 || table_copy(&v->votes, &src->votes) != 0)
+        return CRYPTO_E_NOMEM;
+    return 0;
+}
+
 static int check_line(struct audit_verifier *v, const char *p, size_t n, struct crypto_diag *d)
 {
     uint64_t ln = v->line + 1;
@@ -364,7 +379,7 @@ static int check_line(struct audit_verifier *v, const char *p, size_t n, struct 
             ln, said, ln - 1, got);
         return 0;
     }
-    if ((rc = check_semantics(v, &r, ln, d)) != 0 || v->done)
+    if ((rc = own_tables(v)) != 0 || (rc = check_semantics(v, &r, ln, d)) != 0 || v->done)
         return rc;
     if ((rc = sha256_update(v->h, p, n)) != 0 || (rc = sha256_final(v->h, v->prev)) != 0)
         return rc;
@@ -460,7 +475,13 @@ int audit_verify_finish(struct audit_verifier *v, struct audit_verify_result *r,
     r->first_bad_line = v->done ? v->bad_line : 0;
     r->records = have;
     sha256_hex(v->prev, r->head);
-    snprintf(r->detail, sizeof(r->detail), "%s", v->done ? v->detail : "");
+    if (v->done) {
+        size_t k = strnlen(v->detail, sizeof(r->detail) - 1);
+        memcpy(r->detail, v->detail, k);
+        r->detail[k] = '\0';
+    } else {
+        r->detail[0] = '\0';
+    }
     return 0;
 }
 
@@ -522,8 +543,8 @@ int audit_verify_copy(struct audit_verifier *dst, const struct audit_verifier *s
     dst->part = part;
     dst->part_cap = part_cap;
     dst->part_n = 0;
-    if (table_copy(&dst->committed, &src->committed) != 0 || table_copy(&dst->votes, &src->votes) != 0 ||
-        (src->part_n > 0 && keep_part(dst, src->part, src->part_n) != 0)) {
+    dst->tables_of = src->tables_of != NULL ? src->tables_of : src;   /* see own_tables */
+    if ((src->part_n > 0 && keep_part(dst, src->part, src->part_n) != 0)) {
         dst->error = CRYPTO_E_NOMEM;
         return CRYPTO_E_NOMEM;
     }
@@ -536,7 +557,8 @@ int audit_verify_clone(struct audit_verifier **out, const struct audit_verifier 
     int rc;
 
     *out = NULL;
-    if ((rc = audit_verify_new(&c, &v->o)) != 0 || (rc = audit_verify_copy(c, v)) != 0) {
+    if ((rc = audit_verify_new(&c, &v->o)) != 0 || (rc = audit_verify_copy(c, v)) != 0 ||
+        (rc = own_tables(c)) != 0) {   /* a clone stands alone */
         audit_verify_free(c);
         return rc;
     }

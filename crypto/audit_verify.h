@@ -128,8 +128,11 @@ int audit_verify_clone(struct audit_verifier **out, const struct audit_verifier 
 
 /* Make `dst` (from audit_verify_new) a copy of `src`, reusing dst's memory:
  * the cheap way to verify many variants of one log from a shared prefix.
- * Both must have been made with the same options. Returns 0 or
- * CRYPTO_E_NOMEM (dst is then unusable until copied again). */
+ * Both must have been made with the same options. The commit and vote
+ * tables are copied only when dst first reaches a line that parses and
+ * chains (most variants fail before), so `src` must stay unchanged and
+ * alive while dst is fed. Returns 0 or CRYPTO_E_NOMEM (dst is then
+ * unusable until copied again). */
 int audit_verify_copy(struct audit_verifier *dst, const struct audit_verifier *src);
 
 /* Feed the next `n` bytes. Returns 0 (also once a verdict is reached: see
