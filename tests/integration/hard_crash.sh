@@ -17,7 +17,7 @@
 #     hashes to its id; every node stops with exit 0 on SIGTERM and its log
 #     verifies (exit 0) with the keyring and the last known head.
 #
-# Short (CI, < 90 s on 2 cores): 8 nodes, 20 kills, at most 2 down at once.
+# Short (CI, < 90 s on 2 cores): 8 nodes, 15 kills, at most 2 down at once.
 # Long (documented, not in CI):
 #   HARD_NODES=16 HARD_KILLS=500 PLORA=... PLORAD=... PLORA_FIXTURES=... \
 #     bash tests/integration/hard_crash.sh        (about 15 minutes)
