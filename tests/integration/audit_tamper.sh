@@ -11,6 +11,8 @@ TOOL="$BUILD_DIR/tests/integration/audit_tool"
 REF="$PLORA_FIXTURES/reference/audit"
 [ -f "$REF/gate_audit.jsonl" ] || { echo "missing fixture $REF/gate_audit.jsonl"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# the interpreter itself: a pyenv shim costs ~0.45 s per start, and expect runs it ~50 times
+PY=$(python3 -c 'import sys; print(sys.executable)') || { echo "FAIL: no python3"; exit 1; }
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
@@ -28,7 +30,7 @@ expect() {
   out=$("$PLORA" verify-log "$file" --json "$@" 2>"$tmp/err") || rc=$?
   if [ "$rc" -ne "$want" ]; then bad "$name: exit $rc, want $want: $out $(cat "$tmp/err")"; return; fi
   if [ "$want" -ne 2 ]; then
-    python3 - "$name" "$reason" "$line" "$out" <<'PY' || fail=1
+    "$PY" - "$name" "$reason" "$line" "$out" <<'PY' || fail=1
 import json, sys
 name, reason, line, out = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 want_reason = None if reason == "-" else reason
@@ -92,7 +94,7 @@ expect "merge log, no store" 0 - - "$tmp/m.jsonl"
 expect "merge replayed from the store" 0 - - "$tmp/m.jsonl" --store "$store"
 grep -q '"merges_replayed":1' <<<"$("$PLORA" verify-log "$tmp/m.jsonl" --store "$store" --json)" || bad "merge not replayed"
 cp "$store/$oid/certificate.json" "$tmp/cert.orig"
-python3 - "$store/$oid/certificate.json" <<'PY'
+"$PY" - "$store/$oid/certificate.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["frob_merged"] *= 1.001
 json.dump(c, open(sys.argv[1], "w"))
