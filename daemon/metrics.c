@@ -125,6 +125,7 @@ static const struct metric_def plain_defs[] = {
     C("conns_dropped", conns_dropped, "Connections dropped for misbehaviour or timeouts."),
     C("transfers_done", transfers_done, "Adapter transfers completed."),
     C("transfers_failed", transfers_failed, "Adapter transfers failed."),
+    G("send_buffers", send_buffers, "CHUNK send buffers mapped now (none while no adapter is being sent)."),
 };
 #undef C
 #undef G

@@ -30,6 +30,7 @@ struct metrics {
     uint64_t audit_acked;            /* durable (fdatasync'd) */
     uint64_t strikes, bans, conns_dropped;
     uint64_t transfers_done, transfers_failed;
+    uint64_t send_buffers;           /* CHUNK send buffers mapped now (gauge) */
     uint64_t fsync_count;
     double fsync_seconds_sum;
     uint64_t fsync_buckets[METRICS_FSYNC_BUCKETS];  /* non-cumulative counts */
@@ -56,7 +57,7 @@ void metrics_fsync(struct metrics *m, double seconds);
  * plorad_gate_rejected_total, plorad_gate_rejections_total{reason=...},
  * plorad_audit_records_total, plorad_audit_acked_total,
  * plorad_strikes_total, plorad_bans_total, plorad_conns_dropped_total,
- * plorad_transfers_done_total, plorad_transfers_failed_total,
+ * plorad_transfers_done_total, plorad_transfers_failed_total, plorad_send_buffers,
  * plorad_fsync_seconds (histogram: _bucket{le=...}, _sum, _count). */
 int metrics_render(const struct metrics *m, const char *node, char **out, size_t *n);
 

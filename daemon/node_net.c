@@ -93,6 +93,7 @@ static struct chunk_buf *chunk_get(struct node *n, size_t cap)
     map = (sizeof(*b) + cap + page - 1) / page * page;
     if ((m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
         return NULL;
+    n->m.send_buffers++;
     b = m;
     b->n = n;
     b->map = map;
@@ -113,6 +114,7 @@ static void chunk_put(void *base, size_t len)
         n->n_chunk_free++;
         return;
     }
+    n->m.send_buffers--;
     munmap(b, b->map);
 }
 
@@ -122,6 +124,7 @@ static void chunk_drain(struct node *n)
 
     while ((b = n->chunk_free) != NULL) {
         n->chunk_free = b->next;
+        n->m.send_buffers--;
         munmap(b, b->map);
     }
     n->n_chunk_free = 0;

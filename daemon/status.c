@@ -199,6 +199,7 @@ static bool tail_fields(json_t *o, const struct node *n, const struct node_view 
            put(o, "merged", merged_arr(n)) &&
            put(o, "bytes_in", json_integer((json_int_t)m->bytes_in)) &&
            put(o, "bytes_out", json_integer((json_int_t)m->bytes_out)) &&
+           put(o, "send_buffers", json_integer((json_int_t)m->send_buffers)) &&
            put(o, "frames_in", json_integer((json_int_t)m->frames_in)) &&
            put(o, "frames_out", json_integer((json_int_t)m->frames_out)) &&
            put(o, "gate_verdicts", verdicts_obj(m)) && put(o, "audit", audit_obj(v)) &&

@@ -20,6 +20,8 @@ start_node B --join "$(node_listen A)"
 wait_until 30 "B holds and commits $id" held_committed B "$id"
 wait_until 20 "A commits $id (needs B's vote)" held_committed A "$id"
 info "transfer + quorum 2 at both nodes in $(( $(now_ms) - t0 )) ms"
+# the sender's CHUNK buffers are unmapped once no adapter is being sent
+wait_until 10 "A holds no send buffers" st A "s['send_buffers'] == 0 and s['bytes_out'] >= $(stat -c %s "$T/src/adapter_model.safetensors")"
 
 got="$T/B/data/adapters/$id/adapter_model.safetensors"
 cmp -s "$T/src/adapter_model.safetensors" "$got" || fail "B's $got differs from the source"

@@ -442,7 +442,7 @@ static void test_metrics_render(void **state)
 
     (void)state;
     memset(&m, 0, sizeof(m));
-    m.rounds = 7, m.peers = 3, m.bytes_in = 1234567890123ull, m.gate_reject = 2;
+    m.rounds = 7, m.peers = 3, m.bytes_in = 1234567890123ull, m.gate_reject = 2, m.send_buffers = 2;
     m.gate_reasons[GATE_R_SHA256] = 2, m.gate_reasons[GATE_R_PROBE] = 1;
     for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++)
         metrics_fsync(&m, fs[i]);
@@ -456,6 +456,8 @@ static void test_metrics_render(void **state)
     assert_true(has_line(out, "# TYPE plorad_peers gauge"));
     assert_true(has_line(out, "plorad_peers" L "} 3"));
     assert_true(has_line(out, "plorad_bytes_received_total" L "} 1234567890123"));
+    assert_true(has_line(out, "# TYPE plorad_send_buffers gauge"));
+    assert_true(has_line(out, "plorad_send_buffers" L "} 2"));
     assert_true(has_line(out, "plorad_gate_rejected_total" L "} 2"));
     assert_true(has_line(out, "plorad_gate_rejections_total" L ",reason=\"sha256_mismatch\"} 2"));
     assert_true(has_line(out, "plorad_gate_rejections_total" L ",reason=\"probe_failed\"} 1"));
