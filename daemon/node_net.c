@@ -33,8 +33,9 @@
  *
  * Overlay: see overlay.h. The node dials its neighbours with larger key
  * ids, keeps the --join dials until one neighbour is authenticated, and
- * closes non-neighbour connections NODE_GRACE_ROUNDS rounds after their
- * handshake (time for DIGEST/PEERS to teach the newcomer the membership).
+ * closes the connections it dialled to non-neighbours NODE_GRACE_ROUNDS
+ * rounds after their handshake (time for DIGEST/PEERS to teach the newcomer
+ * the membership); inbound ones are the dialler's to close.
  * A member whose dial has failed for NODE_GONE_ROUNDS rounds is left out of
  * the overlay (still redialled with backoff, as a probe) until it
  * authenticates again. */
@@ -761,8 +762,14 @@ static void rescue_if_lonely(struct node *n)
 }
 
 /* Once per round: gone members, a lonely node's rescue dials, then (with a
- * neighbour up) drop the join dials and the non-neighbour connections past
- * their grace. */
+ * neighbour up) drop the join dials and close the connections we dialled
+ * to non-neighbours past their grace. A connection the peer dialled stays:
+ * by the peer's view it is an edge, and the peer closes it when its view
+ * says otherwise. Views differ while gone sets do (each node learns "gone"
+ * from its own failed dials, and the gone set shapes the whole generated
+ * overlay); when both ends closed what they did not see as an edge, two
+ * nodes with different views closed and redialled each other every few
+ * hundred ms for as long as the views differed. */
 void node_overlay_round(struct node *n)
 {
     uint64_t round = gossip_round(n->g);
@@ -780,7 +787,7 @@ void node_overlay_round(struct node *n)
             dial_drop(n, i);
     for (size_t i = 0; i < n->n_peers; i++) {
         struct peer *p = n->peers[i];
-        if (p->authed && !overlay_is_neighbour(&n->ov, p->key) &&
+        if (p->authed && p->info.outbound && !overlay_is_neighbour(&n->ov, p->key) &&
             round >= p->authed_round + NODE_GRACE_ROUNDS && !p->sends)
             close_polite(n, p, "not an overlay neighbour");
     }
