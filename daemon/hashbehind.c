@@ -1,7 +1,7 @@
 /* daemon/hashbehind.c: a thread hashing a file as it grows (see the header).
  *
  * The thread waits on a condition variable until the writer has advanced
- * past what it hashed, then reads at most HB_STEP bytes with pread and feeds
+ * past what it hashed, then reads at most HB_STEP bytes (fdio_pread_full) and feeds
  * them to SHA-256, releasing the mutex while it reads and hashes. HB_STEP
  * is small enough that the buffer stays in L2 between the read and the hash
  * (128 KiB: its copy out of the page cache costs a few % of the hash), and
@@ -9,13 +9,14 @@
  */
 #include "hashbehind.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "fdio.h"
 
 #define HB_STEP (128u << 10)   /* bytes read and hashed per step */
 
@@ -49,23 +50,6 @@ static size_t next_step(struct hashbehind *hb)
     return left < HB_STEP ? (size_t)left : HB_STEP;
 }
 
-/* pread exactly n bytes at off; 0 or -1. */
-static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    ssize_t r;
-
-    while (got < n) {
-        r = pread(fd, buf + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 static void *hb_main(void *arg)
 {
     struct hashbehind *hb = arg;
@@ -74,7 +58,7 @@ static void *hb_main(void *arg)
     bool failed = buf == NULL;
 
     while (!failed && (n = next_step(hb)) > 0) {
-        if (read_at(hb->fd, buf, n, hb->done) != 0 || sha256_update(hb->h, buf, n) != 0)
+        if (fdio_pread_full(hb->fd, buf, n, hb->done) != 0 || sha256_update(hb->h, buf, n) != 0)
             failed = true;
         else
             hb->done += n;

@@ -51,6 +51,7 @@
 
 #include <openssl/rand.h>
 
+#include "fdio.h"
 #include "hex.h"
 #include "log.h"
 #include "msg.h"
@@ -345,24 +346,6 @@ out:
     return rc;
 }
 
-/* pread exactly n bytes at off; 0 or an errno. */
-static int read_full(int fd, uint8_t *p, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    ssize_t r;
-
-    while (got < n) {
-        if ((r = pread(fd, p + got, n - got, (off_t)(off + got))) < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return errno;
-        if (r == 0)
-            return EIO;   /* shorter than at send_start: the store's files never shrink */
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* One CHUNK of len bytes at sj->off: read into a chunk buffer, handed with
  * the CHUNK head to transport_send_ref, which gives the buffer back
  * (chunk_put) once its write is done or cancelled. Returns
@@ -382,7 +365,7 @@ static int send_one(struct node *n, struct peer *p, struct send_job *sj, size_t 
                  sj->hex, sj->off, len);
         return -1;
     }
-    if ((err = read_full(sj->fd, b->data, len, sj->off)) != 0) {
+    if ((err = fdio_pread_full(sj->fd, b->data, len, sj->off)) != 0) {   /* EIO: shorter than at send_start */
         log_warn("SEND-ADAPTER-FAILED", "id=%s off=%" PRIu64 ": read of %zu bytes from the store: %s",
                  sj->hex, sj->off, len, strerror(err));
         chunk_put(b, 0);
