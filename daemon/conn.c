@@ -569,7 +569,7 @@ int conn_send_ref(struct conn *c, const uint8_t *head, size_t hn, const uint8_t 
     uv_buf_t b[2] = { uv_buf_init((char *)head, (unsigned)hn),
                       uv_buf_init((char *)data, (unsigned)dn) };
     unsigned nb = 0;
-    size_t n = hn + dn, done = 0;
+    size_t n = hn + dn, done = 0, dd;
     int rc = conn_can_queue(c, n);
 
     if (rc != 0 || n == 0 || (rc = write_direct(c, b, 2, n, &done)) != 0 || done == n)
@@ -585,8 +585,8 @@ int conn_send_ref(struct conn *c, const uint8_t *head, size_t hn, const uint8_t 
     w->rlen = rlen;
     if (done < hn)
         b[nb++] = uv_buf_init((char *)w->head + done, (unsigned)(hn - done));
-    b[nb++] = uv_buf_init((char *)data + (done > hn ? done - hn : 0),
-                          (unsigned)(dn - (done > hn ? done - hn : 0)));
+    dd = done > hn ? done - hn : 0;   /* data bytes already written */
+    b[nb++] = uv_buf_init((char *)data + dd, (unsigned)(dn - dd));
     if ((rc = queue_write(c, w, b, nb, n, done)) != 0) {
         free(w);
         goto out;

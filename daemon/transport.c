@@ -653,18 +653,13 @@ void transport_dial_authed(struct dial *dl)
 
 int transport_send(struct transport *t, uint32_t conn, uint8_t *frame, size_t n)
 {
-    return transport_send_at(t, conn, frame, 0, n);
-}
-
-int transport_send_at(struct transport *t, uint32_t conn, uint8_t *buf, size_t off, size_t n)
-{
     struct conn *c = transport_conn_find(t, conn);
 
     if (c == NULL) {
-        free(buf);
+        free(frame);
         return DMN_E_NOT_FOUND;
     }
-    return conn_send(c, buf, off, n, false);
+    return conn_send(c, frame, 0, n, false);
 }
 
 int transport_send_ref(struct transport *t, uint32_t conn, const uint8_t *head, size_t hn,

@@ -99,12 +99,6 @@ void transport_undial(struct transport *t, const char *addr);
  * DMN_E_NOMEM (the connection is closed: the peer would see a torn frame). */
 int transport_send(struct transport *t, uint32_t conn, uint8_t *frame, size_t n);
 
-/* Zero-copy variant: the frame is buf[off..off+n); takes ownership of the
- * whole malloc'd `buf` in every case. For a CHUNK: read the data into
- * buf + MSG_CHUNK_HEAD_MAX, write msg_chunk_head's hn bytes just before it,
- * send with off = MSG_CHUNK_HEAD_MAX - hn. Same codes. */
-int transport_send_at(struct transport *t, uint32_t conn, uint8_t *buf, size_t off, size_t n);
-
 /* Zero-copy from memory the caller keeps (a CHUNK buffer of node_net.c): the
  * frame is head[0..hn) (copied) followed by data[0..dn) (referenced, not
  * copied). release(rbase, rlen) is called exactly once when the bytes are no
