@@ -332,7 +332,6 @@ static int check_semantics(struct audit_verifier *v, const struct audit_record *
     }
 }
 
-/* One complete line (without LF). */
 /* After audit_verify_copy: copy src's tables now, before the first line
  * that reads or changes them (most variants of a line fail before). */
 static int own_tables(struct audit_verifier *v)
@@ -347,6 +346,7 @@ static int own_tables(struct audit_verifier *v)
     return 0;
 }
 
+/* One complete line (without LF). */
 static int check_line(struct audit_verifier *v, const char *p, size_t n, struct crypto_diag *d)
 {
     uint64_t ln = v->line + 1;
@@ -544,7 +544,7 @@ int audit_verify_copy(struct audit_verifier *dst, const struct audit_verifier *s
     dst->part_cap = part_cap;
     dst->part_n = 0;
     dst->tables_of = src->tables_of != NULL ? src->tables_of : src;   /* see own_tables */
-    if ((src->part_n > 0 && keep_part(dst, src->part, src->part_n) != 0)) {
+    if (src->part_n > 0 && keep_part(dst, src->part, src->part_n) != 0) {
         dst->error = CRYPTO_E_NOMEM;
         return CRYPTO_E_NOMEM;
     }

@@ -173,8 +173,8 @@ if all_converged "$CONVERGE_S" "after the churn"; then
   info "recovered (every node converged) $recover ms after the last restart"
 fi
 # ---- steady state: connections stay up once the swarm has settled ----------
-# Views of the overlay may still differ (a member whose key was wiped stays
-# "gone" only for the nodes that dialled it), so this counts the handshakes
+# Views of the overlay may still differ (a member that was down is "gone"
+# only for the nodes whose dials to it failed), so this counts the handshakes
 # (PEER-UP) of all nodes over SETTLE_S after the convergence: a pair that
 # keeps closing and redialling each other shows up as a steady stream.
 SETTLE_S=${HARD_SETTLE_S:-6}
